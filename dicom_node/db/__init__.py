@@ -1,0 +1,1 @@
+"""Persistence: typed models, Alembic migrations, engine and session factories."""
