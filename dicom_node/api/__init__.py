@@ -1,0 +1,1 @@
+"""HTTP API and operator dashboard (FastAPI). ``create_app(settings, session_factory)``."""

@@ -1,0 +1,40 @@
+"""Input specifications: the numbers inference needs, kept next to the weights (in the card)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to feed a model: patch geometry, intensity window and decision thresholds.
+
+    ``patch`` is in voxels at ``spacing_mm`` (3 numbers z, y, x for 3D models; 2 for 2.5D models).
+    ``thresholds`` holds calibrated operating points, e.g. ``probability`` (U-Net foreground) or
+    ``min_volume_mm3`` (smallest candidate kept).
+    """
+
+    patch: tuple[int, ...]
+    spacing_mm: float = 1.0
+    hu_window: tuple[float, float] = (-1000.0, 400.0)
+    in_channels: int = 1
+    classes: tuple[str, ...] = ()
+    thresholds: dict[str, float] = field(default_factory=dict)
+    sw_overlap: float = 0.25  # sliding-window overlap (segmentation only)
+    sw_batch_size: int = 2  # ≥ 2: batch-1 fp32 3D convs take PyTorch's slow im2col path
+    bf16_autocast: bool = False  # adopted only if metrics move ≤ 0.005 vs fp32 (see card)
+
+    def threshold(self, name: str) -> float:
+        return float(self.thresholds[name])
+
+    def with_thresholds(self, **values: float) -> "InputSpec":
+        return replace(self, thresholds={**self.thresholds, **values})
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "InputSpec":
+        tuples = {k: tuple(data[k]) for k in ("patch", "hu_window", "classes") if k in data}
+        return cls(**{**data, **tuples})
