@@ -1,6 +1,6 @@
 # pulmonode node image (CPU). GPU hosts: swap the torch wheel for a CUDA build.
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends dcmtk dicom3tools && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends dcmtk dicom3tools poppler-utils && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/pulmonode
 COPY pyproject.toml README.md ./
 COPY dicom_node dicom_node

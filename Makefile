@@ -1,7 +1,7 @@
 # pulmonode: `make demo` runs the end-to-end demo, `make test` the test suite (fresh Debian/Ubuntu).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium
+APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools poppler-utils chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: system-deps venv demo test bench weights clean

@@ -104,7 +104,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
     from dicom_node.db.session import make_engine, make_sessionmaker
-    from dicom_node.deliver.sender import retry_dead
+    from dicom_node.deliver.outbox import retry_dead
 
     engine = make_engine(settings.db_url)
     count = retry_dead(make_sessionmaker(engine), args.ids or None)
@@ -117,7 +117,7 @@ def cmd_deidentify(args: argparse.Namespace, settings: Settings) -> int:
     from dicom_node.privacy.study import deidentify_files
 
     report = deidentify_files([Path(p) for p in args.inputs], Path(args.out), settings)
-    print(report.summary())
+    print("\n".join(report.messages()))
     return 0 if report.ok else 1
 
 
@@ -153,11 +153,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=None, help="TOML configuration file")
-    common.add_argument("--data-dir", type=Path, default=None, help="overrides data_dir")
-    common.add_argument("-v", "--verbose", action="store_true")
-    p = argparse.ArgumentParser(prog="pulmonode", parents=[common], description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="pulmonode", parents=[_common(None)], description=__doc__.splitlines()[0])
+    # options repeated after the command must not reset what was given before it
+    common = _common(argparse.SUPPRESS)
     sub = p.add_subparsers(metavar="COMMAND")
 
     def add(name: str, func: Command, help_: str, parent: argparse._SubParsersAction = sub) -> argparse.ArgumentParser:
@@ -207,6 +205,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--scans", type=int, default=10)
     ev.add_argument("--seed", type=int, default=10_000)
     return p
+
+
+def _common(default: object) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=default, help="TOML configuration file")
+    common.add_argument("--data-dir", type=Path, default=default, help="overrides data_dir")
+    common.add_argument("-v", "--verbose", action="store_true", default=False if default is None else default)
+    return common
 
 
 def _redact(url: str) -> str:

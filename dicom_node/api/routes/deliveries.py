@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dicom_node import audit
 from dicom_node.api.errors import Conflict, NotFound
 from dicom_node.api.routes.deps import db_session
-from dicom_node.db.models import Delivery, utcnow
+from dicom_node.db.models import Delivery
+from dicom_node.deliver.outbox import retry_dead
 
 router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
 DB = Annotated[Session, Depends(db_session)]
@@ -37,13 +37,13 @@ def list_deliveries(db: DB, state: str | None = None, limit: Annotated[int, Quer
 
 
 @router.post("/{delivery_id}/retry")
-def retry_delivery(delivery_id: int, db: DB) -> dict[str, Any]:
+def retry_delivery(delivery_id: int, db: DB, request: Request) -> dict[str, Any]:
     d = db.get(Delivery, delivery_id)
     if d is None:
         raise NotFound(f"no delivery {delivery_id}")
     if d.state != "dead":
         raise Conflict(f"delivery {delivery_id} is {d.state}; only dead-lettered deliveries can be retried")
-    d.state, d.attempts, d.next_attempt_at = "pending", 0, utcnow()
-    audit.record(db, "DELIVERY_REPLAYED", job_id=d.job_id, actor="operator", delivery_id=d.id)
-    db.commit()
+    db.rollback()  # retry_dead runs its own transaction
+    retry_dead(request.app.state.session_factory, [delivery_id])
+    db.refresh(d)
     return delivery_view(d)

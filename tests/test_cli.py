@@ -1,0 +1,62 @@
+"""The `pulmonode` command line, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PULMONODE_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "dicom_node.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=300)
+
+
+def test_default_site_key_refused_outside_demo_mode(tmp_path: Path) -> None:
+    result = run("--data-dir", str(tmp_path), "status")
+    assert result.returncode == 2
+    assert "site_key is the public demo key" in result.stderr
+
+
+def test_config_file_and_env_precedence(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text('site_key = "a-very-secret-site-key-1234"\nae_title = "FROMFILE"\n')
+    result = run("--config", str(config), "--data-dir", str(tmp_path / "d"), "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "d" / "pulmonode.db").exists()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("ae_title = [unterminated\n")
+    bad = run("--config", str(broken), "status")
+    assert bad.returncode == 2 and "broken.toml" in bad.stderr
+
+
+def test_synth_then_deidentify(tmp_path: Path) -> None:
+    out = tmp_path / "ct"
+    synth = run("synth", "ct", "--out", str(out), "--seed", "4", "--shape", "8", "48", "48",
+                "--spacing", "6", "6", "5")
+    assert synth.returncode == 0, synth.stderr
+    files = sorted(out.glob("*.dcm"))
+    assert len(files) == 8 and (out / "truth.json").exists()
+    original = pydicom.dcmread(files[0])
+    (out / "notes.txt").write_text("not DICOM")
+    deid = run("deidentify", str(out), "--out", str(tmp_path / "deid"),
+               env={"PULMONODE_SITE_KEY": "a-very-secret-site-key-1234"})
+    assert "notes.txt" in deid.stdout + deid.stderr  # the skipped file is named
+    written = sorted((tmp_path / "deid").rglob("*.dcm"))
+    assert len(written) == 8
+    blob = b"".join(p.read_bytes() for p in written)
+    for phi in (str(original.PatientName), original.PatientID, original.AccessionNumber, original.StudyInstanceUID):
+        assert phi.encode() not in blob
+
+
+def test_status_on_fresh_database(tmp_path: Path) -> None:
+    env = {"PULMONODE_SITE_KEY": "a-very-secret-site-key-1234"}
+    assert run("--data-dir", str(tmp_path), "db", "upgrade", env=env).returncode == 0
+    status = run("--data-dir", str(tmp_path), "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "queued" in status.stdout.lower()
