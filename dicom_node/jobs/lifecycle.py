@@ -12,15 +12,28 @@ from dicom_node.db.models import Job, Study, utcnow
 from dicom_node.jobs.states import TERMINAL, JobState, check_transition
 
 
-def transition(session: Session, job: Job, new: JobState, *, actor: str = "node", **detail: Any) -> None:
-    """Move ``job`` to ``new`` (raises IllegalTransition) and audit it, in the same transaction."""
+def transition(
+    session: Session,
+    job: Job,
+    new: JobState,
+    *,
+    actor: str = "node",
+    event: str | None = None,
+    **detail: Any,
+) -> None:
+    """Move ``job`` to ``new`` (raises IllegalTransition) and audit it, in the same transaction.
+
+    The audit event is ``JOB_<NEW STATE>`` unless ``event`` names why (e.g. JOB_LEASE_EXPIRED);
+    then the new state is in the detail."""
     old = JobState(job.state)
     check_transition(old, new)
     job.state = new.value
     job.updated_at = utcnow()
+    if event is not None:
+        detail = {"state": new.value, **detail}
     audit.record(
         session,
-        f"JOB_{new.name}",
+        event or f"JOB_{new.name}",
         study_key=job.study.study_key,
         job_id=job.id,
         actor=actor,
