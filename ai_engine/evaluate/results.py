@@ -1,0 +1,96 @@
+"""What an evaluation run produced, ready for :func:`~ai_engine.evaluate.report.write_report`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ai_engine.evaluate.classification import (
+    ClassificationMetrics,
+    RocCurve,
+    classification_metrics,
+    roc_curve,
+)
+from ai_engine.evaluate.detection import Annotation, Candidate, DetectionMatch, match_candidates
+from ai_engine.evaluate.froc import Cpm, FrocBootstrap, FrocCurve, cpm, froc_bootstrap, froc_curve
+from ai_engine.evaluate.segmentation import NoduleDice
+from ai_engine.findings import ModelInfo
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    match: DetectionMatch
+    froc: FrocCurve
+    cpm: Cpm
+    bootstrap: FrocBootstrap | None = None
+
+    @property
+    def sensitivity_at_1_fp(self) -> float:
+        """Sensitivity at an average of 1 false positive per scan (interpolated, LUNA16)."""
+        return self.froc.sensitivity_at(1.0)
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    case_dice: tuple[tuple[str, float], ...]  # (case id, Dice)
+    nodule_dice: tuple[NoduleDice, ...] = ()
+
+    @property
+    def mean_case_dice(self) -> float:
+        return float(np.mean([d for _, d in self.case_dice])) if self.case_dice else float("nan")
+
+    @property
+    def mean_detected_nodule_dice(self) -> float:
+        values = [n.dice for n in self.nodule_dice if n.detected]
+        return float(np.mean(values)) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    task: str  # e.g. "malignancy", "subtype"
+    metrics: ClassificationMetrics
+    roc: RocCurve | None = None  # binary tasks with scores only
+
+
+@dataclass(frozen=True)
+class EvaluationResults:
+    dataset: str  # what was evaluated, e.g. "synthetic phantoms (seed 7, 20 scans)"
+    models: tuple[ModelInfo, ...]
+    detection: DetectionResult | None = None
+    segmentation: SegmentationResult | None = None
+    classification: tuple[ClassificationResult, ...] = ()
+    extra: Mapping[str, float] = field(default_factory=dict)  # other computed numbers
+
+    @property
+    def synthetic_trained(self) -> bool:
+        return any(m.synthetic for m in self.models)
+
+
+def evaluate_detection(
+    annotations: Iterable[Annotation],
+    candidates: Iterable[Candidate],
+    seriesuids: Sequence[str],
+    irrelevant: Iterable[Annotation] = (),
+    bootstrap_samples: int = 0,
+    seed: int = 0,
+) -> DetectionResult:
+    """Match, FROC and CPM in one call (LUNA16 rules); optionally a bootstrapped FROC."""
+    match = match_candidates(annotations, candidates, seriesuids, irrelevant)
+    curve = froc_curve(match)
+    boot = froc_bootstrap(match, bootstrap_samples, seed=seed) if bootstrap_samples else None
+    return DetectionResult(match, curve, cpm(curve), boot)
+
+
+def evaluate_classification(
+    task: str,
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    class_names: Sequence[str],
+    positive_scores: Sequence[float] | None = None,
+) -> ClassificationResult:
+    """Metrics for one task; ``positive_scores`` (binary tasks) adds the ROC curve and AUC."""
+    metrics = classification_metrics(y_true, y_pred, class_names)
+    roc = roc_curve(y_true, positive_scores) if positive_scores is not None else None
+    return ClassificationResult(task, metrics, roc)

@@ -1,0 +1,151 @@
+"""`pulmonode evaluate --data synthetic`: the shipped pipeline on held-out synthetic data.
+
+Two parts, both on seeds never used in training:
+1. whole scans (phantoms): the full CT pipeline → LUNA16 detection matching, FROC/CPM,
+   sensitivity at ≤ 1 FP/scan, Dice of detected nodules (≥ 4 mm; smaller ones are "irrelevant"
+   as LUNA16 treats excluded findings), malignancy AUC on detected nodules;
+2. nodule patches: DenseNet121-3D alone, ConvNeXt-Tiny-3D alone and their ensemble (ROC AUC,
+   accuracy, confusion), and EfficientNet-B3 subtype accuracy with its confusion matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ai_engine.evaluate.classification import roc_auc
+from ai_engine.evaluate.detection import Annotation, Candidate
+from ai_engine.evaluate.report import write_report
+from ai_engine.evaluate.results import (
+    ClassificationResult,
+    EvaluationResults,
+    SegmentationResult,
+    evaluate_classification,
+    evaluate_detection,
+)
+from ai_engine.evaluate.segmentation import dice_per_nodule
+from ai_engine.findings import CTFindings, Subtype
+from ai_engine.models.inputs import orthogonal_planes, window01
+from ai_engine.pipelines import inference
+from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct
+from ai_engine.pipelines.models import CTModels, LoadedModel
+from ai_engine.synthetic import Phantom, make_ct_phantom, make_nodule_patch
+
+MIN_DIAMETER_MM = 4.0
+SUBTYPES = tuple(s.value for s in Subtype)
+
+
+@dataclass(frozen=True)
+class SyntheticEvalConfig:
+    n_scans: int = 10
+    n_patches: int = 200
+    seed: int = 10_000  # held out: training uses small seeds
+    shape_zyx: tuple[int, int, int] = (160, 256, 256)
+    spacing_mm: tuple[float, float, float] = (1.25, 1.25, 1.5)
+    device: str = "cpu"
+    progress: bool = True
+
+
+def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalConfig = SyntheticEvalConfig()
+                       ) -> tuple[EvaluationResults, Path, Path]:
+    """Run both parts and write report.json / report.md with plots into ``out_dir``."""
+    scans = _scan_part(models, config)
+    patches = _patch_part(models, config)
+    results = replace(scans, classification=scans.classification + patches.classification,
+                      extra={**scans.extra, **patches.extra, "config": {
+                          "n_scans": config.n_scans, "n_patches": config.n_patches, "seed": config.seed,
+                          "shape_zyx": list(config.shape_zyx), "spacing_mm": list(config.spacing_mm)}})
+    json_path, md_path = write_report(results, out_dir, "pulmonode CT pipeline on held-out synthetic phantoms")
+    return results, json_path, md_path
+
+
+def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:
+    relevant, irrelevant, candidates, uids, nodule_dice, pairs, seconds = [], [], [], [], [], [], []
+    for i in _bar(range(config.n_scans), "scans", config.progress):
+        phantom = make_ct_phantom(config.seed + i, config.shape_zyx, config.spacing_mm)
+        findings = analyze_ct(phantom.volume, models, PipelineConfig(device=config.device))
+        uid = f"synthetic-{config.seed + i}"
+        uids.append(uid)
+        seconds.append(sum(findings.timings_s.values()))
+        for t in phantom.nodules:
+            (relevant if t.diameter_mm >= MIN_DIAMETER_MM else irrelevant).append(Annotation(uid, *t.centre_mm, t.diameter_mm))
+        candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
+        nodule_dice += [(f"{uid}/{d.label}", d.dice) for d in dice_per_nodule(findings.label_mask, _relevant(phantom)) if d.detected]
+        pairs += _malignancy_pairs(findings, phantom)
+    detection = evaluate_detection(relevant, candidates, uids, irrelevant)
+    y = [p[0] for p in pairs]
+    malignancy = evaluate_classification("malignancy (detected nodules, ensemble)", y,
+                                         [int(p[1] >= 0.5) for p in pairs], ("benign", "malignant"),
+                                         positive_scores=[p[1] for p in pairs]) if len(set(y)) == 2 else None
+    return EvaluationResults(
+        dataset=f"synthetic phantoms, seeds {config.seed}..{config.seed + config.n_scans - 1}",
+        models=models.infos(), detection=detection,
+        segmentation=SegmentationResult(case_dice=(), nodule_dice=tuple(nodule_dice)),
+        classification=(malignancy,) if malignancy else (),
+        extra={"mean_seconds_per_scan": float(np.mean(seconds)) if seconds else float("nan"),
+               "fp_per_scan_at_operating_point": detection.match.false_positives / max(detection.match.n_scans, 1),
+               "sensitivity_at_operating_point": detection.match.sensitivity},
+    )
+
+
+def _relevant(phantom: Phantom) -> np.ndarray:
+    keep = [t.label for t in phantom.nodules if t.diameter_mm >= MIN_DIAMETER_MM]
+    return np.where(np.isin(phantom.nodule_mask, keep), phantom.nodule_mask, 0)
+
+
+def _malignancy_pairs(findings: CTFindings, phantom: Phantom) -> list[tuple[int, float]]:
+    """(truth malignant, ensemble probability) for each finding over a truth nodule."""
+    truth = {t.label: t for t in phantom.nodules}
+    out = []
+    for n in findings.nodules:
+        under = phantom.nodule_mask[findings.label_mask == n.label]
+        under = under[under > 0]
+        if under.size:
+            out.append((int(truth[int(np.bincount(under).argmax())].malignant), n.malignancy_probability))
+    return out
+
+
+def _patch_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:
+    device = torch.device(config.device)
+    labels, inputs = [], []
+    for i in _bar(range(config.n_patches), "malignancy patches", config.progress):
+        patch, truth = make_nodule_patch(config.seed + i, malignant=bool(i % 2))
+        inputs.append(window01(patch, models.malignancy[0].card.input_spec.hu_window)[None])
+        labels.append(int(truth.malignant))
+    x = np.stack(inputs).astype(np.float32)
+    by_model = {m.card.name: _probabilities(m, x, device)[:, 1] for m in models.malignancy}
+    by_model["ensemble"] = np.mean(list(by_model.values()), axis=0)
+    results = tuple(evaluate_classification(f"malignancy patches: {name}", labels, (p >= 0.5).astype(int).tolist(),
+                                            ("benign", "malignant"), positive_scores=p.tolist())
+                    for name, p in by_model.items())
+    return EvaluationResults(dataset="", models=(), classification=results + (_subtype(models, config, device),),
+                             extra={"malignancy_auc": {k: roc_auc(labels, v.tolist()) for k, v in by_model.items()}})
+
+
+def _subtype(models: CTModels, config: SyntheticEvalConfig, device: torch.device) -> ClassificationResult:
+    spec = models.subtype.card.input_spec
+    labels, inputs = [], []
+    for i in _bar(range(config.n_patches), "subtype patches", config.progress):
+        subtype = Subtype(SUBTYPES[i % len(SUBTYPES)])
+        patch, truth = make_nodule_patch(config.seed + 50_000 + i, malignant=True, subtype=subtype)
+        inputs.append(orthogonal_planes(window01(patch, spec.hu_window)))
+        labels.append(SUBTYPES.index(Subtype(truth.subtype).value))
+    prob = _probabilities(models.subtype, np.stack(inputs).astype(np.float32), device)
+    names = tuple(spec.classes) or SUBTYPES
+    order = [names.index(s) for s in SUBTYPES]  # model's class order → ours
+    return evaluate_classification("subtype (EfficientNet-B3, malignant patches)", labels,
+                                   np.argmax(prob[:, order], axis=1).tolist(), SUBTYPES)
+
+
+def _probabilities(model: LoadedModel, x: np.ndarray, device: torch.device) -> np.ndarray:
+    net = inference.prepare(model.module, model.channels_last, device, x.ndim)
+    return inference.class_probabilities(x, net, device, model.card.input_spec.bf16_autocast, model.channels_last)
+
+
+def _bar(items: range, desc: str, enabled: bool) -> Iterable[int]:
+    return tqdm(items, desc=desc, disable=not enabled, leave=False)
