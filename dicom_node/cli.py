@@ -80,9 +80,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_scp(args: argparse.Namespace, settings: Settings) -> int:
-    from dicom_node.service import serve
+    from dicom_node.db.migrate import upgrade
+    from dicom_node.receive.scp import serve_forever
 
-    return serve(settings, scp=True, workers=False, api=False, sender=False)
+    upgrade(settings.db_url)
+    serve_forever(settings)  # settings.scp_processes processes sharing the port
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -74,6 +74,7 @@ class Pipeline:
 
     def _deidentify(self, session: Session, job: Job, chosen: list[Instance], choice: Selection) -> None:
         ctx = DeidContext.from_settings(self.settings)
+        started = time.perf_counter()
         try:
             deidentify_study(self._paths(chosen), self._deid_dir(job.id), ctx)
         except BurnedInRiskError as exc:
@@ -85,7 +86,8 @@ class Pipeline:
         session.add(ReidentificationMap(study_id=job.study_id, study_version=job.study_version,
                                         ciphertext=vault.seal(ctx.reid_map(), self.settings.site_key)))
         job.kind, job.series_key = choice.kind.value, choice.series_key
-        transition(session, job, JobState.DEIDENTIFIED, instances=len(chosen))
+        transition(session, job, JobState.DEIDENTIFIED, instances=len(chosen),
+                   seconds=round(time.perf_counter() - started, 3))
         transition(session, job, JobState.QUEUED)
         session.commit()
 
@@ -111,15 +113,18 @@ class Pipeline:
         started = time.perf_counter()
         reid_map = self._reid_map(claimed)
         sources, volume = load_ct(sorted(self._deid_dir(claimed.job_id).glob("*.dcm")))
+        stages = {"load": time.perf_counter() - started}
         findings = analyze_ct(volume, self.models())
+        stages["inference"] = sum(findings.timings_s.values())
         files = publish_findings(sources, findings, reid_map, job_id=claimed.job_id,
-                                 version=claimed.study_version, settings=self.settings)
+                                 version=claimed.study_version, settings=self.settings, timings=stages)
         summary = {
             "nodules": len(findings.nodules),
             "lung_rads": findings.exam_lung_rads.category,
             "max_malignancy": round(max((n.malignancy_probability for n in findings.nodules), default=0.0), 3),
             "seconds": round(time.perf_counter() - started, 2),
-            "stage_seconds": {k: round(v, 3) for k, v in findings.timings_s.items()},
+            "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
+            "inference_seconds": {k: round(v, 3) for k, v in findings.timings_s.items()},
             "has_pdf": any(f.kind == "pdf" for f in files),
             "synthetic_models": findings.synthetic_trained,
             "nodule_table": [_nodule_row(n) for n in findings.nodules],

@@ -10,6 +10,7 @@ a re-run or re-send is idempotent.
 from __future__ import annotations
 
 import os
+import time
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,13 +57,20 @@ def algorithm_info(settings: Settings, findings: CTFindings) -> AlgorithmInfo:
 def publish_findings(
     sources: Sequence[Dataset], findings: CTFindings, reid_map: ReidentificationMap, *,
     job_id: int, version: int, settings: Settings, clock: Clock = lambda: datetime.now(timezone.utc),
+    timings: dict[str, float] | None = None,
 ) -> list[ResultFile]:
-    """SEG, SR, KOS, PDF and ORU for an analysed study, re-identified and on disk."""
+    """SEG, SR, KOS, PDF and ORU for an analysed study, re-identified and on disk. ``timings``
+    (optional) receives the seconds spent building and re-identifying."""
+    timings = {} if timings is None else timings
     uid_for = uid_factory(settings, reid_map, version)
+    started = time.perf_counter()
     bundle = build_results(sources, findings, algorithm_info(settings, findings), uid_for, clock)
+    timings["build"] = time.perf_counter() - started
     kinds = [k for k, ds in (("seg", bundle.seg), ("sr", bundle.sr), ("kos", bundle.kos), ("pdf", bundle.pdf)) if ds is not None]
     out_dir = settings.results_dir / f"job-{job_id}"
+    started = time.perf_counter()
     files = _write_dicom(zip(kinds, bundle.datasets), reid_map, out_dir)
+    timings["reidentify_write"] = time.perf_counter() - started
     _write_bytes(out_dir / "report.pdf", bundle.pdf_bytes)  # for the dashboard and the demo; no PHI
     oru = oru_text(findings, reid_map, settings, version=version, now=clock(),
                    control_id=uid_for("oru").rsplit(".", 1)[-1][:20])

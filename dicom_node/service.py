@@ -83,8 +83,10 @@ def serve(settings: Settings, **parts: bool) -> int:
 
 
 def _start_scp(node: Node) -> None:
+    from dicom_node.receive.recovery import recover
     from dicom_node.receive.scp import start_scp
 
+    recover(node.settings, node.session_factory)  # temp files a crash left behind: never acknowledged
     server = start_scp(node.settings, node.session_factory)
     node.closers.append(server.shutdown)
 

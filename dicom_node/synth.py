@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_engine.synthetic import Phantom, make_ct_phantom
+from ai_engine.synthetic import NoduleSpec, Phantom, make_ct_phantom
 from dicom_node.modality import FictitiousPatient, SeriesUIDs, ct_slices, write_ct_series
 
 
@@ -34,8 +34,9 @@ class SyntheticStudy:
 
 def write_synthetic_ct(out_dir: Path, *, seed: int = 0, shape_zyx: tuple[int, int, int] = (96, 160, 160),
                        spacing_mm: tuple[float, float, float] = (2.0, 2.0, 2.5), n_nodules: int | None = None,
-                       series_number: int = 2) -> SyntheticStudy:
-    phantom = make_ct_phantom(seed, shape_zyx=shape_zyx, spacing_mm=spacing_mm, n_nodules=n_nodules)
+                       nodule_spec: list[NoduleSpec] | None = None, series_number: int = 2) -> SyntheticStudy:
+    phantom = make_ct_phantom(seed, shape_zyx=shape_zyx, spacing_mm=spacing_mm, n_nodules=n_nodules,
+                              nodule_spec=nodule_spec)
     patient, uids = FictitiousPatient.from_seed(seed), SeriesUIDs.from_seed(seed)
     files = write_ct_series(ct_slices(phantom.volume, patient, uids, series_number=series_number), out_dir)
     (out_dir / "truth.json").write_text(json.dumps(_truth(phantom), indent=2), encoding="utf-8")

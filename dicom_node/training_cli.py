@@ -1,0 +1,57 @@
+"""`pulmonode train …` and `pulmonode evaluate …`: thin wiring from the CLI to ai_engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from dicom_node.config import Settings
+
+SHIPPED = Path(__file__).resolve().parent.parent / "ai_engine" / "weights"
+
+
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_engine.train import (
+        TrainConfig,
+        build_demo_weights,
+        train_malignancy,
+        train_segmentation,
+        train_subtype,
+    )
+
+    out = args.out or Path("weights")
+    if args.task == "demo-weights":
+        result = build_demo_weights(args.out or SHIPPED, seed=args.seed, device=args.device)
+        print(json.dumps({"weights": str(result.out_dir), "seconds": result.seconds,
+                          "pipeline": _jsonable(result.pipeline_metrics)}, indent=2))
+        return 0
+    config = TrainConfig(profile=args.profile, seed=args.seed, device=args.device, folds=max(args.folds, 1))
+    if args.epochs:
+        config = replace(config, epochs=args.epochs)
+    train = {"segmentation": train_segmentation, "malignancy": train_malignancy, "subtype": train_subtype}[args.task]
+    result = train(args.data, out, config)
+    for r in result if isinstance(result, tuple | list) else (result,):
+        print(f"{r.card.name}: {r.card.metrics} → {r.weights_path} (model card beside it; data {args.data})")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_engine.evaluate.synthetic import SyntheticEvalConfig, evaluate_synthetic
+    from ai_engine.pipelines.models import CTModels
+
+    if args.data != "synthetic":
+        print(f"pulmonode evaluate: --data {args.data!r}: only 'synthetic' is evaluated end to end so far; "
+              "train on real data with `pulmonode train … --data luna16:PATH` (its card holds the metrics)")
+        return 2
+    models = CTModels.load(args.weights or settings.weights_dir or SHIPPED, settings.model_profile)
+    config = SyntheticEvalConfig(n_scans=args.scans, seed=args.seed)
+    _, json_path, md_path = evaluate_synthetic(models, args.out, config)
+    print(md_path.read_text(encoding="utf-8"))
+    print(f"written: {json_path} and {md_path}")
+    return 0
+
+
+def _jsonable(value: object) -> object:
+    return json.loads(json.dumps(value, default=str))
