@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     pacs: list[DicomDestination] = Field(default_factory=list)
     ehr: list[HL7Destination] = Field(default_factory=list)
     delivery_max_backoff_seconds: float = 300.0
+    delivery_timeout_seconds: float = 30.0  # one C-STORE/STOW/MLLP exchange
+    delivery_lease_seconds: float = 90.0  # a crashed sender's claim expires after this
 
     @field_validator("ae_title")
     @classmethod

@@ -132,7 +132,7 @@ def _follow(session_factory) -> Job:  # type: ignore[no-untyped-def]
 def _report(job: Job, study: SyntheticStudy, orthanc: OrthancServer, listener: MLLPListener,
             settings: Settings) -> int:
     orthanc_id = orthanc.find_study(study.uids.study)
-    modalities = sorted({i.get("MainDicomTags", {}).get("Modality", "") for i in orthanc.instances_of_study(orthanc_id)}) if orthanc_id else []
+    modalities = sorted(orthanc.modalities_of_study(orthanc_id)) if orthanc_id else []
     _wait_for_oru(listener)
     print()
     print("pulmonode demo — RESEARCH USE ONLY: models trained on synthetic phantoms, not patient data")

@@ -175,6 +175,17 @@ class OrthancServer:
         """The instances of one study (Orthanc's JSON, with ``MainDicomTags``)."""
         return list(self._get(f"/studies/{study_id}/instances"))
 
+    def series_of_study(self, study_id: str) -> list[dict[str, Any]]:
+        """The series of one study (``MainDicomTags`` with Modality, ``Instances`` ids)."""
+        return list(self._get(f"/studies/{study_id}/series"))
+
+    def modalities_of_study(self, study_id: str) -> dict[str, list[str]]:
+        """Modality → instance ids (Modality is a series-level tag in Orthanc)."""
+        out: dict[str, list[str]] = {}
+        for series in self.series_of_study(study_id):
+            out.setdefault(series["MainDicomTags"].get("Modality", ""), []).extend(series["Instances"])
+        return out
+
     def find_study(self, study_instance_uid: str) -> str | None:
         """The Orthanc identifier of the study with this Study Instance UID, if stored."""
         found = self._find("Study", {"StudyInstanceUID": study_instance_uid})

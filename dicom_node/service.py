@@ -105,7 +105,9 @@ def _start_workers(node: Node) -> None:
 def _start_sender(node: Node) -> None:
     from dicom_node.deliver.sender import DeliverySender
 
-    sender = DeliverySender(node.settings, node.session_factory)
+    sender = DeliverySender(node.settings, node.session_factory,
+                            lease_seconds=node.settings.delivery_lease_seconds,
+                            timeout_seconds=node.settings.delivery_timeout_seconds)
     node.spawn("sender", lambda: sender.run_forever(node.stop_event))
 
 

@@ -36,13 +36,9 @@ def delivered(jobs: list[Job]) -> bool:
 def results_in_orthanc(site: Site, study_uid: str) -> dict[str, list[pydicom.Dataset]]:
     orthanc_id = site.orthanc.find_study(study_uid)
     assert orthanc_id, "the original study is not in Orthanc"
-    by_modality: dict[str, list[pydicom.Dataset]] = {}
-    for instance in site.orthanc.instances_of_study(orthanc_id):
-        modality = instance["MainDicomTags"].get("Modality") or ""
-        if modality in RESULT_MODALITIES:
-            raw = site.orthanc.get_instance_file(instance["ID"])
-            by_modality.setdefault(modality, []).append(pydicom.dcmread(io.BytesIO(raw)))
-    return by_modality
+    return {modality: [pydicom.dcmread(io.BytesIO(site.orthanc.get_instance_file(i))) for i in ids]
+            for modality, ids in site.orthanc.modalities_of_study(orthanc_id).items()
+            if modality in RESULT_MODALITIES}
 
 
 def dciodvfy_errors(ds: pydicom.Dataset, tmp: Path) -> list[str]:
@@ -121,8 +117,10 @@ def test_results_land_in_the_original_study_and_the_ehr(pg_or_sqlite_site: Site)
     referenced = {item.ReferencedSOPInstanceUID for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert referenced <= source_uids  # every reference resolves into the original study
     measured = sr_numbers(results["SR"][0])
-    volumes = sorted(round(v, 0) for name, vs in measured.items() if "olume" in name for v in vs)
-    assert volumes == sorted(round(r["volume_mm3"], 0) for r in table)
+    volumes = sorted(v for name, vs in measured.items() if "olume" in name for v in vs)
+    assert volumes == pytest.approx(sorted(r["volume_mm3"] for r in table), abs=0.1)
+    diameters = sorted(v for name, vs in measured.items() if name == "Diameter" for v in vs)
+    assert diameters == pytest.approx(sorted(r["mean_diameter_mm"] for r in table), abs=0.05), measured.keys()
 
     assert len(site.ehr.messages) >= 1
     oru = site.ehr.messages[-1]
@@ -178,8 +176,10 @@ def test_late_instance_after_delivery_makes_a_new_version_sent_as_correction(sit
     assert [j.state for j in jobs] == ["superseded", "delivered"] and jobs[-1].study_version == 2
     statuses = [m.result_status for m in site.ehr.messages]
     assert statuses[0] == "F" and statuses[-1] == "C"
-    series = {ds.SeriesInstanceUID for dss in results_in_orthanc(site, study.uids.study).values() for ds in dss}
-    assert len(series) == 8  # two versions × SEG, SR, KOS, PDF series
+    found = results_in_orthanc(site, study.uids.study)
+    assert len(found["SR"]) == 2  # both versions' reports are in the PACS, side by side
+    for dss in found.values():  # each object kind once per version, in its own series
+        assert len({ds.SeriesInstanceUID for ds in dss}) == len(dss) == 2  # two versions × SEG, SR, KOS, PDF series
 
 
 def test_node_killed_with_deliveries_pending_delivers_once_after_restart(site: Site, tmp_path: Path) -> None:
@@ -219,6 +219,7 @@ def settings_env(site: Site) -> dict[str, str]:
         "PULMONODE_DICOM_HOST": "127.0.0.1", "PULMONODE_DICOM_PORT": str(s.dicom_port),
         "PULMONODE_HTTP_PORT": str(s.http_port), "PULMONODE_STABLE_SECONDS": "1",
         "PULMONODE_MIN_FREE_DISK_MB": "16", "PULMONODE_DELIVERY_MAX_BACKOFF_SECONDS": "2",
+        "PULMONODE_DELIVERY_TIMEOUT_SECONDS": "5", "PULMONODE_DELIVERY_LEASE_SECONDS": "10",
         "PULMONODE_PACS": s.model_dump_json(include={"pacs"})[len('{"pacs":'):-1],
         "PULMONODE_EHR": s.model_dump_json(include={"ehr"})[len('{"ehr":'):-1],
     }

@@ -1,0 +1,180 @@
+"""Benchmark: seconds per CT for each pipeline stage, and the U-Net's achieved GFLOP/s against a
+matmul measured in the same run (so the numbers are comparable on a shared or throttled CPU).
+
+    python bench/inference.py            # 512×512×300 phantom at 0.7×0.7×1.0 mm
+    python bench/inference.py --smoke    # a small phantom, seconds
+
+Also times the U-Net's sliding window under each runtime (eager fp32, eager fp32 channels-last,
+TorchScript frozen, torch.compile with inductor freezing, bf16 autocast) and says whether each
+matches eager fp32 (voxel agreement of the thresholded mask).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ai_engine.pipelines import CTModels, PipelineConfig, analyze_ct  # noqa: E402
+from ai_engine.pipelines.ct_nodules import segment  # noqa: E402
+from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR  # noqa: E402
+from ai_engine.pipelines.timing import StageTimer  # noqa: E402
+from ai_engine.preprocess import lung_bbox  # noqa: E402
+from ai_engine.synthetic import make_ct_phantom  # noqa: E402
+from monai.inferers import sliding_window_inference  # noqa: E402
+
+FULL = {"shape_zyx": (300, 512, 512), "spacing_mm": (0.7, 0.7, 1.0)}
+SMOKE = {"shape_zyx": (64, 128, 128), "spacing_mm": (1.6, 1.6, 2.5)}
+
+
+def conv_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """Multiply-add FLOPs (×2) of every Conv3d / ConvTranspose3d for one forward pass of ``x``."""
+    total = [0.0]
+
+    def hook(m, inp, out):
+        k = float(np.prod(m.kernel_size)) * m.in_channels / m.groups
+        n = out.numel() if isinstance(m, torch.nn.Conv3d) else inp[0].numel() * m.out_channels / m.in_channels
+        total[0] += 2.0 * k * n
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+    with torch.inference_mode():
+        model(x)
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def matmul_gflops(n: int, dtype: torch.dtype, repeats: int = 5) -> float:
+    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2.0 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
+    out = fn()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    return (time.perf_counter() - t) / repeats, out
+
+
+def runtimes(model: torch.nn.Module, roi: tuple[int, ...], batch: int, smoke: bool) -> dict[str, torch.nn.Module]:
+    """The U-Net under each runtime (compiled variants built here; compile time not counted)."""
+    example = torch.rand(batch, 1, *roi)
+    out: dict[str, torch.nn.Module] = {"eager fp32": model}
+    cl = torch.nn.Sequential(_ToChannelsLast(), model)
+    out["eager fp32 channels_last_3d"] = cl
+    with torch.no_grad():
+        out["torchscript frozen fp32"] = torch.jit.freeze(torch.jit.trace(model, example))
+    if not smoke:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        out["torch.compile freezing fp32"] = torch.compile(model)
+    out["eager bf16 autocast"] = _Autocast(model)
+    return out
+
+
+class _ToChannelsLast(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last_3d)
+
+
+class _Autocast(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model(x).float()
+
+
+def bench_unet(models: CTModels, volume, smoke: bool) -> dict:
+    seg = models.segmentation
+    spec = seg.card.input_spec
+    scan = segment(volume, seg, PipelineConfig(), StageTimer())
+    bbox = lung_bbox(scan.lungs, PipelineConfig().lung_margin_mm, scan.volume.spacing_mm)
+    roi = torch.from_numpy(np.ascontiguousarray(scan.image01[bbox]))[None, None]
+    window_flops = conv_flops(seg.module, torch.rand(1, 1, *spec.patch))
+    n_windows = _count_windows(roi.shape[2:], spec.patch, spec.sw_overlap)
+    rows, reference = {}, None
+    for name, net in runtimes(seg.module, spec.patch, spec.sw_batch_size, smoke).items():
+        def run(net=net):
+            with torch.inference_mode():
+                return torch.softmax(sliding_window_inference(roi, spec.patch, spec.sw_batch_size, net,
+                                                              overlap=spec.sw_overlap, mode="constant"), 1)[0, 1]
+        seconds, prob = timed(run, 1)
+        mask = prob >= spec.threshold("probability")
+        reference = mask if reference is None else reference
+        agree = float((mask == reference).float().mean())
+        union = int((mask | reference).sum())
+        rows[name] = {"seconds": seconds, "gflops_per_s": window_flops * n_windows / seconds / 1e9,
+                      "voxel_agreement": agree,
+                      "mask_dice_vs_fp32": 1.0 if union == 0 else 2 * int((mask & reference).sum()) / (int(mask.sum()) + int(reference.sum()))}
+    return {"roi_zyx": list(roi.shape[2:]), "windows": n_windows, "gflop_per_window": window_flops / 1e9,
+            "runtimes": rows}
+
+
+def _count_windows(shape, roi, overlap) -> int:
+    """Windows MONAI's sliding_window_inference visits (same scan interval rule)."""
+    n = 1
+    for size, r in zip(shape, roi):
+        step = max(int(r * (1 - overlap)), 1)
+        n *= 1 if size <= r else int(np.ceil((size - r) / step)) + 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="small phantom, finishes in seconds")
+    parser.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS_DIR)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    geometry = SMOKE if args.smoke else FULL
+    phantom = make_ct_phantom(0, **geometry)
+    models = CTModels.load(args.weights, "demo")
+    matmul_n = 512 if args.smoke else 2048
+    ref = {"matmul_fp32_gflops": matmul_gflops(matmul_n, torch.float32),
+           "matmul_bf16_gflops": matmul_gflops(matmul_n, torch.bfloat16)}
+    findings = analyze_ct(phantom.volume, models)
+    result = {"phantom": {k: list(v) for k, v in geometry.items()}, "threads": args.threads, **ref,
+              "stages_s": findings.timings_s, "total_s": sum(findings.timings_s.values()),
+              "nodules_found": len(findings.nodules), "unet": bench_unet(models, phantom.volume, args.smoke)}
+    _print(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _print(r: dict) -> None:
+    print(f"phantom {r['phantom']['shape_zyx']} at {r['phantom']['spacing_mm']} mm, {r['threads']} threads")
+    print(f"reference matmul: fp32 {r['matmul_fp32_gflops']:.1f} GFLOP/s, bf16 {r['matmul_bf16_gflops']:.1f} GFLOP/s")
+    for stage, s in r["stages_s"].items():
+        print(f"  {stage:<14} {s:8.3f} s")
+    print(f"  {'total':<14} {r['total_s']:8.3f} s   ({r['nodules_found']} nodules)")
+    u = r["unet"]
+    print(f"U-Net over lung box {u['roi_zyx']}: {u['windows']} windows × {u['gflop_per_window']:.2f} GFLOP")
+    base = u["runtimes"]["eager fp32"]["seconds"]
+    for name, row in u["runtimes"].items():
+        print(f"  {name:<30} {row['seconds']:7.3f} s  x{base / row['seconds']:5.2f} vs eager fp32  "
+              f"{row['gflops_per_s']:7.1f} GFLOP/s = {row['gflops_per_s'] / r['matmul_fp32_gflops']:.2f}× fp32 matmul  "
+              f"mask Dice vs fp32 {row['mask_dice_vs_fp32']:.4f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
