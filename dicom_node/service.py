@@ -107,7 +107,8 @@ def _start_sender(node: Node) -> None:
 
     sender = DeliverySender(node.settings, node.session_factory,
                             lease_seconds=node.settings.delivery_lease_seconds,
-                            timeout_seconds=node.settings.delivery_timeout_seconds)
+                            timeout_seconds=node.settings.delivery_timeout_seconds,
+                            poll_seconds=0.25)  # results wait at most this long for the sender
     node.spawn("sender", lambda: sender.run_forever(node.stop_event))
 
 

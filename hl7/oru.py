@@ -275,11 +275,27 @@ def _obx(group: Group, set_id: int, obx: Obx, status: str, now: datetime) -> Non
     segment.obx_2 = obx.value_type
     segment.obx_3 = obx.identifier.er7()
     segment.obx_4 = obx.sub_id
-    segment.obx_5 = obx.value
+    if obx.value_type == "TX":
+        for line in text_repetitions(obx.value):  # hl7apy holds each OBX-5 repetition to 199
+            segment.add_field("obx_5").value = line
+    else:
+        segment.obx_5 = obx.value
     if obx.units is not None:
         segment.obx_6 = obx.units.er7()
     segment.obx_11 = obx.status or status
     segment.obx_19 = dtm(now)  # date/time of the analysis
+
+
+def text_repetitions(er7_text: str, limit: int = 199) -> list[str]:
+    """TX text as OBX-5 repetitions of at most ``limit`` characters, split between words
+    (escape sequences hold no spaces, so they are never cut)."""
+    lines: list[str] = []
+    for word in er7_text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= limit:
+            lines[-1] += " " + word
+        else:
+            lines.append(word[:limit])
+    return lines
 
 
 # --- observations: the findings as OBX rows ------------------------------------------------

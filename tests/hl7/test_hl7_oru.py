@@ -175,3 +175,24 @@ def test_hl7_is_a_leaf_package() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_long_management_text_is_sent_as_repetitions() -> None:
+    """Lung-RADS 4B management is longer than one TX repetition (199) holds: it is split
+    between words into repetitions, validated strictly, and nothing is lost."""
+    import dataclasses
+
+    from hl7.oru import LungRads, build_oru, text_repetitions
+    from tests.hl7.oru_samples import sample_findings, sample_order
+
+    management = ("Diagnostic chest CT with or without contrast; PET/CT may be considered if there is a ≥ 8 mm "
+                  "(≥ 268 mm³) solid nodule or solid component; tissue sampling; and/or referral for further "
+                  "clinical evaluation. Management depends on clinical evaluation, patient preference, and risk "
+                  "of malignancy")
+    findings = dataclasses.replace(sample_findings(), exam_lung_rads=LungRads("4B", management))
+    er7 = build_oru(sample_order(), findings, control_id="LONG1", now=__import__("datetime").datetime(2026, 1, 2),
+                    correction=False)
+    obx = next(seg for seg in er7.split("\r") if "PLN-EXAMMANAGEMENT" in seg)
+    value = obx.split("|")[5]
+    assert "~" in value and value.replace("~", " ") == management
+    assert all(len(part) <= 199 for part in text_repetitions(management))
