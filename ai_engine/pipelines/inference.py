@@ -1,0 +1,73 @@
+"""Running the trained models on arrays: sliding-window segmentation and patch classifiers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from torch import nn
+
+from ai_engine.models.spec import InputSpec
+
+BBox = tuple[slice, slice, slice]  # z, y, x index slices (preprocess.lung_bbox)
+
+
+def autocast(enabled: bool, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast when enabled (oneDNN bf16 kernels on AVX512_BF16 CPUs), else a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@torch.inference_mode()
+def segment_probability(image01: np.ndarray, model: nn.Module, spec: InputSpec, bbox: BBox,
+                        device: torch.device, bf16: bool) -> np.ndarray:
+    """Foreground probability over the whole volume; only ``bbox`` (the lungs) is run through the net."""
+    prob = np.zeros(image01.shape, dtype=np.float32)
+    if image01[bbox].size == 0:
+        return prob
+    roi = torch.from_numpy(np.ascontiguousarray(image01[bbox]))[None, None].to(device)
+    with autocast(bf16, device):
+        logits = sliding_window_inference(roi, spec.patch, max(2, spec.sw_batch_size), model,
+                                          overlap=spec.sw_overlap, mode="constant")
+    prob[bbox] = torch.softmax(logits.float(), dim=1)[0, 1].cpu().numpy()
+    return prob
+
+
+@torch.inference_mode()
+def class_probabilities(inputs: np.ndarray, model: nn.Module, device: torch.device, bf16: bool,
+                        channels_last: bool = False, batch_size: int = 8) -> np.ndarray:
+    """Softmax over classes for a stack of model inputs [N, C, ...] → [N, n_classes]."""
+    if len(inputs) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(inputs[i:i + batch_size], dtype=np.float32)).to(device)
+        x = _pad_batch(x)  # batch ≥ 2 keeps 3D convs off the slow im2col path
+        if channels_last:
+            x = x.contiguous(memory_format=_channels_last(x.ndim))
+        with autocast(bf16, device):
+            logits = model(x)
+        out.append(torch.softmax(logits.float(), dim=1)[: min(batch_size, len(inputs) - i)].cpu().numpy())
+    return np.concatenate(out)
+
+
+def prepare(model: nn.Module, channels_last: bool, device: torch.device, ndim: int) -> nn.Module:
+    """Move to device in eval mode; channels-last memory format where oneDNN prefers it."""
+    model = model.to(device).eval()
+    return model.to(memory_format=_channels_last(ndim)) if channels_last else model
+
+
+def ensemble_mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    return np.mean(np.stack(probabilities), axis=0)
+
+
+def _pad_batch(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, x]) if x.shape[0] == 1 else x
+
+
+def _channels_last(ndim: int) -> torch.memory_format:
+    return torch.channels_last_3d if ndim == 5 else torch.channels_last

@@ -1,0 +1,181 @@
+"""Whole-pipeline calibration and evaluation of trained CT weights on held-out synthetic phantoms.
+
+1. Validation phantoms: the U-Net runs in fp32 and under bf16 autocast; candidates (no score
+   threshold) are matched to the truth (LUNA16 rules; nodules < 4 mm are "irrelevant"). The
+   detection-score threshold is the lowest at which validation FPs/scan ≤ ``max_fp_per_scan``;
+   bf16 is adopted only if sensitivity, CPM and Dice move ≤ 0.005 against fp32.
+2. Test phantoms (other seeds): the full pipeline with the calibrated card; sensitivity, FPs/scan,
+   FROC/CPM, per-nodule Dice of detected nodules. Numbers go into the U-Net card's metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ai_engine.evaluate import Annotation, Candidate, dice_per_nodule, evaluate_detection
+from ai_engine.models.card import read_card, write_card
+from ai_engine.pipelines import inference
+from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, candidates, segment
+from ai_engine.pipelines.models import CTModels
+from ai_engine.pipelines.timing import StageTimer
+from ai_engine.preprocess import VolumeGeometry, lung_bbox, resample_to_reference
+from ai_engine.synthetic import Phantom, make_ct_phantom
+
+EVAL_SHAPE_ZYX = (192, 320, 320)
+EVAL_SPACING_MM = (0.9, 0.9, 1.25)  # anisotropic, so resampling is exercised
+MIN_RELEVANT_DIAMETER_MM = 4.0
+BF16_TOLERANCE = 0.005
+
+
+@dataclass(frozen=True, eq=False)
+class ScanResult:
+    uid: str
+    candidates: tuple[Candidate, ...]
+    nodule_dice: tuple  # NoduleDice of relevant truth nodules
+
+
+def eval_phantoms(seed: int, split: str, n: int) -> list[Phantom]:
+    base = {"validation": 1_000_000, "test": 2_000_000}[split] + 1000 * seed
+    return [make_ct_phantom(base + i, EVAL_SHAPE_ZYX, EVAL_SPACING_MM) for i in range(n)]
+
+
+def annotations(phantoms: list[Phantom]) -> tuple[list[Annotation], list[Annotation]]:
+    """(relevant, irrelevant) truth nodules in patient mm."""
+    rel, irr = [], []
+    for i, ph in enumerate(phantoms):
+        for t in ph.nodules:
+            a = Annotation(f"scan{i}", *t.centre_mm, t.diameter_mm)
+            (rel if t.diameter_mm >= MIN_RELEVANT_DIAMETER_MM else irr).append(a)
+    return rel, irr
+
+
+def _relevant_truth(ph: Phantom) -> np.ndarray:
+    keep = [t.label for t in ph.nodules if t.diameter_mm >= MIN_RELEVANT_DIAMETER_MM]
+    return np.where(np.isin(ph.nodule_mask, keep), ph.nodule_mask, 0)
+
+
+def _scan_from_prob(uid: str, prob: np.ndarray, thresholds: dict, scan, ph: Phantom) -> ScanResult:
+    """Candidates (iso grid, no detection threshold) and Dice against the truth (iso grid)."""
+    cands = candidates(prob, {**thresholds, "detection": 0.0}, 10_000, scan.volume.spacing_mm, scan.lungs)
+    centres = ndimage.center_of_mass(np.ones_like(cands.labels), cands.labels, range(1, len(cands.scores) + 1))
+    marks = tuple(Candidate(uid, *scan.volume.index_to_mm(tuple(c)), s) for c, s in zip(centres, cands.scores))
+    pred = resample_to_reference((cands.labels > 0).astype(np.uint8), VolumeGeometry.of(scan.volume),
+                                 VolumeGeometry.of(ph.volume), "nearest")
+    return ScanResult(uid, marks, dice_per_nodule(pred, _relevant_truth(ph)))
+
+
+def _summarise(results: list[ScanResult], rel, irr) -> dict:
+    det = evaluate_detection(rel, [c for r in results for c in r.candidates], [r.uid for r in results], irr)
+    dices = [d.dice for r in results for d in r.nodule_dice if d.detected]
+    return {"detection": det, "sensitivity_at_1fp": det.sensitivity_at_1_fp, "cpm": det.cpm.score,
+            "mean_detected_dice": float(np.mean(dices)) if dices else float("nan")}
+
+
+def _threshold_for(det, max_fp_per_scan: float) -> float:
+    """Lowest score threshold whose FPs/scan stays ≤ the limit (FROC is ordered by threshold)."""
+    fps, thr = np.array(det.froc.fps_per_scan), np.array(det.froc.thresholds)
+    ok = np.flatnonzero(fps <= max_fp_per_scan)
+    return float(thr[ok[-1]]) if ok.size and np.isfinite(thr[ok[-1]]) else 0.5
+
+
+def validate(models: CTModels, phantoms: list[Phantom], device: str) -> dict[str, dict]:
+    """Validation summaries for fp32 and bf16 U-Net inference."""
+    spec = models.segmentation.card.input_spec
+    out: dict[str, list[ScanResult]] = {"fp32": [], "bf16": []}
+    config = PipelineConfig(device=device, bf16=True)
+    for i, ph in enumerate(phantoms):
+        scan = segment(ph.volume, models.segmentation, config, StageTimer())
+        bbox = lung_bbox(scan.lungs, config.lung_margin_mm, scan.volume.spacing_mm)
+        fp32 = inference.segment_probability(scan.image01, models.segmentation.module, spec, bbox,
+                                             torch.device(device), bf16=False)
+        for name, prob in (("bf16", scan.prob), ("fp32", fp32)):
+            out[name].append(_scan_from_prob(f"scan{i}", prob, spec.thresholds, scan, ph))
+    rel, irr = annotations(phantoms)
+    return {k: _summarise(v, rel, irr) for k, v in out.items()}
+
+
+def test(models: CTModels, phantoms: list[Phantom], config: PipelineConfig) -> dict:
+    """The full pipeline (calibrated card) on test phantoms."""
+    results, pairs, seconds = [], [], []
+    for i, ph in enumerate(phantoms):
+        f = analyze_ct(ph.volume, models, config)
+        seconds.append(sum(f.timings_s.values()))
+        marks = tuple(Candidate(f"scan{i}", *n.centroid_mm, n.detection_score) for n in f.nodules)
+        results.append(ScanResult(f"scan{i}", marks, dice_per_nodule(f.label_mask, _relevant_truth(ph))))
+        pairs += _malignancy_pairs(f, ph)
+    rel, irr = annotations(phantoms)
+    summary = _summarise(results, rel, irr)
+    match = summary.pop("detection").match
+    return {**summary, "sensitivity": match.sensitivity, "fp_per_scan": match.false_positives / match.n_scans,
+            "n_scans": match.n_scans, "n_nodules_ge_4mm": match.n_nodules, "true_positives": match.true_positives,
+            "false_positives": match.false_positives, "malignancy_auc_detected": _auc(pairs),
+            "n_detected_for_malignancy": len(pairs), "mean_seconds_per_scan": float(np.mean(seconds))}
+
+
+def _malignancy_pairs(f, ph: Phantom) -> list[tuple[int, float]]:
+    """(truth malignant, predicted probability) for each finding overlapping a truth nodule."""
+    truth = {t.label: t for t in ph.nodules}
+    out = []
+    for n in f.nodules:
+        under = ph.nodule_mask[f.label_mask == n.label]
+        under = under[under > 0]
+        if under.size:
+            out.append((int(truth[int(np.bincount(under).argmax())].malignant), n.malignancy_probability))
+    return out
+
+
+def _auc(pairs: list[tuple[int, float]]) -> float:
+    from ai_engine.train.tasks import roc_auc_or_nan
+
+    if not pairs:
+        return float("nan")
+    y, s = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    return roc_auc_or_nan(y, s)
+
+
+def _public(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "detection"}
+
+
+def calibrate_pipeline(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8, n_test: int = 12,
+                       max_fp_per_scan: float = 1.0, profile: str = "demo") -> dict:
+    """Calibrate the detection threshold and the bf16 decision, then test; both go into the U-Net card."""
+    validation = calibrate_detection(weights_dir, seed, device, n_val, max_fp_per_scan, profile)
+    return {"validation": validation, "test": evaluate_pipeline(weights_dir, seed, device, n_test, profile)}
+
+
+def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8,
+                        max_fp_per_scan: float = 1.0, profile: str = "demo") -> dict:
+    """Validation phantoms → detection-score threshold and bf16 decision, written into the U-Net spec."""
+    weights_dir = Path(weights_dir)
+    val = validate(CTModels.load(weights_dir, profile), eval_phantoms(seed, "validation", n_val), device)
+    deltas = {k: abs(val["bf16"][k] - val["fp32"][k]) for k in ("sensitivity_at_1fp", "cpm", "mean_detected_dice")}
+    bf16 = all(d <= BF16_TOLERANCE for d in deltas.values())
+    threshold = _threshold_for(val["bf16" if bf16 else "fp32"]["detection"], max_fp_per_scan)
+    card = read_card(weights_dir, "unet3d", profile)
+    spec = replace(card.input_spec.with_thresholds(detection=threshold), bf16_autocast=bf16)
+    validation = {"fp32": _public(val["fp32"]), "bf16": _public(val["bf16"]), "bf16_minus_fp32_abs": deltas,
+                  "bf16_adopted": bf16, "detection_threshold": threshold, "max_fp_per_scan": max_fp_per_scan,
+                  "n_scans": n_val, "data": _describe(n_val)}
+    write_card(replace(card, input_spec=spec, metrics={**card.metrics, "pipeline_validation": validation}), weights_dir)
+    return validation
+
+
+def evaluate_pipeline(weights_dir: Path, seed: int = 0, device: str = "cpu", n_test: int = 12,
+                      profile: str = "demo") -> dict:
+    """The full pipeline on held-out test phantoms; the numbers go into the U-Net card."""
+    weights_dir = Path(weights_dir)
+    result = test(CTModels.load(weights_dir, profile), eval_phantoms(seed, "test", n_test), PipelineConfig(device=device))
+    result["data"] = _describe(n_test)
+    card = read_card(weights_dir, "unet3d", profile)
+    write_card(replace(card, metrics={**card.metrics, "pipeline_test": result}), weights_dir)
+    return result
+
+
+def _describe(n: int) -> str:
+    return f"{n} held-out synthetic phantoms {EVAL_SHAPE_ZYX} voxels at {EVAL_SPACING_MM} mm (x, y, z)"

@@ -1,0 +1,144 @@
+"""Training data: the ``data`` argument ("synthetic", "luna16:PATH", "kaggle-ct:PATH") → TensorSets.
+
+Synthetic data comes from the seeded phantoms in ``ai_engine.synthetic``; each phantom (or nodule
+patch) is one simulated patient, so patient-level splits stay honest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ai_engine.models.inputs import crop_centered, orthogonal_planes, window01
+from ai_engine.models.registry import LUNG_WINDOW_HU, SUBTYPE_CLASSES
+from ai_engine.train.errors import DataSourceError
+from ai_engine.train.loop import TensorSet
+
+KINDS = ("synthetic", "luna16", "kaggle-ct")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    kind: str
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+
+def parse_data(data: str) -> DataSource:
+    """Parse "synthetic" / "luna16:PATH" / "kaggle-ct:PATH"; the path must exist."""
+    kind, _, path = data.partition(":")
+    if kind not in KINDS:
+        raise DataSourceError(f"unknown data source {data!r}: expected one of "
+                              "'synthetic', 'luna16:PATH', 'kaggle-ct:PATH'")
+    if kind == "synthetic":
+        return DataSource(kind)
+    if not path or not Path(path).exists():
+        raise DataSourceError(f"data source {data!r}: path {path!r} does not exist")
+    return DataSource(kind, Path(path))
+
+
+def segmentation_set(source: DataSource, n_cases: int, seed: int, patch: int = 48,
+                     phantom_shape_zyx: tuple[int, int, int] = (200, 288, 288)) -> TensorSet:
+    """Patches around nodules (jittered) and random lung patches, with nodule masks.
+
+    Synthetic phantoms are drawn directly on 1 mm voxels (``phantom_shape_zyx`` ≈ a small chest).
+    """
+    if source.kind == "synthetic":
+        cases = (_synthetic_case(seed, i, phantom_shape_zyx) for i in range(n_cases))
+    elif source.kind == "luna16":
+        cases = _dataset_cases(source, n_cases)
+    else:
+        raise DataSourceError(f"{source.kind} has no segmentation labels; use synthetic or luna16")
+    xs, ys, ids = [], [], []
+    rng = np.random.default_rng(seed)
+    for pid, image01, mask, lung, centres in cases:
+        for c in _patch_centres(rng, centres, lung, patch):
+            xs.append(crop_centered(image01, c, (patch,) * 3))
+            ys.append(crop_centered(mask, c, (patch,) * 3))
+            ids.append(pid)
+    return TensorSet(torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ys))[:, None].long(),
+                     tuple(ids))
+
+
+def _synthetic_case(seed: int, i: int, shape_zyx: tuple[int, int, int]
+                    ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, list]:
+    from ai_engine.synthetic import make_ct_phantom
+
+    rng = np.random.default_rng([seed, i])
+    ph = make_ct_phantom(seed=int(rng.integers(2**31)), shape_zyx=shape_zyx,
+                         spacing_mm=(1.0, 1.0, 1.0), n_nodules=int(rng.integers(1, 4)))
+    centres = [n.centre_zyx for n in ph.nodules]
+    return (f"synthetic-{seed}-{i}", window01(ph.volume.hu, LUNG_WINDOW_HU),
+            (np.asarray(ph.nodule_mask) > 0).astype(np.uint8), np.asarray(ph.lung_mask) > 0, centres)
+
+
+def _patch_centres(rng: np.random.Generator, centres: list, lung: np.ndarray, patch: int) -> list:
+    """Two jittered patches per nodule and as many random lung patches (hard negatives included)."""
+    out = [np.asarray(c) + rng.uniform(-patch / 4, patch / 4, 3) for c in centres for _ in range(2)]
+    lung_idx = np.argwhere(lung)
+    if len(lung_idx):
+        out += [lung_idx[k] for k in rng.integers(len(lung_idx), size=max(2, len(out)))]
+    return out
+
+
+def malignancy_set(source: DataSource, n_cases: int, seed: int) -> TensorSet:
+    """64³ nodule patches at 1 mm, label 1 = malignant; half the synthetic cases malignant."""
+    if source.kind != "synthetic":
+        return _dataset_patches(source, n_cases, task="malignancy")
+    from ai_engine.synthetic import make_nodule_patch
+
+    xs, ys, ids = [], [], []
+    for i in range(n_cases):
+        patch, truth = make_nodule_patch(seed=_case_seed(seed, i), malignant=bool(i % 2))
+        xs.append(window01(patch, LUNG_WINDOW_HU))
+        ys.append(int(truth.malignant))
+        ids.append(f"synthetic-{seed}-{i}")
+    return TensorSet(torch.from_numpy(np.stack(xs))[:, None], torch.tensor(ys), tuple(ids))
+
+
+def subtype_set(source: DataSource, n_cases: int, seed: int) -> TensorSet:
+    """2.5D inputs (3 orthogonal planes) of malignant nodules, label = subtype index."""
+    if source.kind != "synthetic":
+        return _dataset_patches(source, n_cases, task="subtype")
+    from ai_engine.findings import Subtype
+    from ai_engine.synthetic import make_nodule_patch
+
+    xs, ys, ids = [], [], []
+    for i in range(n_cases):
+        subtype = Subtype(SUBTYPE_CLASSES[i % len(SUBTYPE_CLASSES)])
+        patch, truth = make_nodule_patch(seed=_case_seed(seed, i), malignant=True, subtype=subtype)
+        xs.append(orthogonal_planes(window01(patch, LUNG_WINDOW_HU)))
+        ys.append(SUBTYPE_CLASSES.index(Subtype(truth.subtype).value))
+        ids.append(f"synthetic-{seed}-{i}")
+    return TensorSet(torch.from_numpy(np.stack(xs)), torch.tensor(ys), tuple(ids))
+
+
+def _case_seed(seed: int, i: int) -> int:
+    return int(np.random.default_rng([seed, i, 7]).integers(2**31))
+
+
+def _dataset_cases(source: DataSource, n_cases: int):
+    """LUNA16 scans (one patient each) at 1 mm with their annotation spheres as the nodule masks."""
+    from ai_engine.datasets import DatasetError, Luna16Dataset, sphere_mask, world_to_voxel
+    from ai_engine.preprocess import lung_mask, resample_isotropic
+
+    try:
+        dataset = Luna16Dataset(source.path)
+    except DatasetError as exc:
+        raise DataSourceError(f"luna16:{source.path}: {exc}") from None
+    for uid in dataset.seriesuids[:n_cases]:
+        case = dataset.load(uid)
+        iso = resample_isotropic(case.volume, 1.0)
+        centres = [world_to_voxel(iso, (a.x_mm, a.y_mm, a.z_mm)) for a in case.annotations]
+        mask = (sphere_mask(iso, case.annotations) > 0).astype(np.uint8)
+        yield uid, window01(iso.hu, LUNG_WINDOW_HU), mask, lung_mask(iso), centres
+
+
+def _dataset_patches(source: DataSource, n_cases: int, task: str) -> TensorSet:
+    raise DataSourceError(f"no {source.kind} loader available in ai_engine.datasets for {task}")

@@ -1,0 +1,95 @@
+"""Train one registered model on a TensorSet: split, (cross-validate), fit, test, save with its card."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ai_engine.models import registry
+from ai_engine.models.card import ModelCard, save_checkpoint
+from ai_engine.train.config import TrainConfig
+from ai_engine.train.data import DataSource
+from ai_engine.train.loop import FitResult, Task, TensorSet, fit
+from ai_engine.train.split import patient_folds, patient_split
+
+
+BF16_TOLERANCE = 0.005
+Calibrator = Callable[[torch.nn.Module, TensorSet, torch.device], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    card: ModelCard
+    weights_path: Path
+    model: torch.nn.Module
+    test: TensorSet  # the held-out partition, for callers that compute more metrics
+    history: tuple[dict[str, float], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Partitions:
+    train: TensorSet
+    val: TensorSet
+    test: TensorSet
+
+
+def partition(data: TensorSet, seed: int) -> Partitions:
+    """Patient-level 70/15/15."""
+    tr, va, te = patient_split(data.patient_ids, seed)
+    return Partitions(data.subset(tr), data.subset(va), data.subset(te))
+
+
+def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, source: DataSource,
+                out_dir: Path, calibrate: Calibrator | None = None) -> TrainResult:
+    """Fit a fresh ``name`` model, evaluate it on the test partition, save weights + card.
+
+    ``calibrate`` picks operating thresholds on the validation partition; they go into the spec.
+    """
+    model, result = _fresh_fit(name, parts.train, parts.val, task, config)
+    device = torch.device(config.device)
+    spec = registry.entry(name).spec
+    if calibrate is not None:
+        spec = spec.with_thresholds(**calibrate(model, parts.val, device))
+    metrics = {"validation": task.evaluate(model, parts.val, device),
+               "test": task.evaluate(model, parts.test, device),
+               "n_train": len(parts.train), "n_val": len(parts.val), "n_test": len(parts.test),
+               "best_epoch": result.best_epoch, "epochs_run": result.epochs_run}
+    if config.bf16:  # bf16 is kept for inference only if the held-out metrics move ≤ 0.005
+        metrics["test_fp32"] = replace(task, bf16=False).evaluate(model, parts.test, device)
+        delta = max(abs(metrics["test"][k] - metrics["test_fp32"][k]) for k in metrics["test"])
+        spec = replace(spec, bf16_autocast=bool(delta <= BF16_TOLERANCE))
+        metrics["bf16_minus_fp32_max_abs"] = delta
+    if config.folds > 1:
+        metrics["cross_validation"] = cross_validate(name, _join(parts.train, parts.val), task, config)
+    card = ModelCard(name=name, architecture=registry.entry(name).architecture, profile=config.profile,
+                     data_source=source.name, input_spec=spec,
+                     training={**config.to_json(), "optimizer": "Adam", "scheduler": "CosineAnnealingLR",
+                               "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01"},
+                     metrics=metrics)
+    card = save_checkpoint(model.cpu(), card, out_dir, half=config.half_weights)
+    return TrainResult(card, Path(out_dir) / card.weights_file, model.eval(), parts.test, result.history)
+
+
+def cross_validate(name: str, data: TensorSet, task: Task, config: TrainConfig) -> dict[str, float]:
+    """k-fold (patient-level) cross-validation; the monitored metric averaged over folds."""
+    scores = []
+    for k, (tr, va) in enumerate(patient_folds(data.patient_ids, config.folds, config.seed)):
+        model, _ = _fresh_fit(name, data.subset(tr), data.subset(va), task, config, f"{name} fold {k}")
+        scores.append(task.evaluate(model, data.subset(va), torch.device(config.device))[task.monitor])
+    return {f"{task.monitor}_mean": float(np.mean(scores)), f"{task.monitor}_std": float(np.std(scores)),
+            "folds": config.folds}
+
+
+def _fresh_fit(name: str, train: TensorSet, val: TensorSet, task: Task, config: TrainConfig,
+               label: str | None = None) -> tuple[torch.nn.Module, FitResult]:
+    torch.manual_seed(config.seed)
+    model = registry.build(name, config.profile)
+    return model, fit(model, train, val, task, config, label=label or name)
+
+
+def _join(a: TensorSet, b: TensorSet) -> TensorSet:
+    return TensorSet(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), a.patient_ids + b.patient_ids)

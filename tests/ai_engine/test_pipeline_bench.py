@@ -1,0 +1,25 @@
+"""bench/inference.py --smoke runs end to end (so the benchmark cannot rot)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_inference_bench_smoke(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "inference.py"), "--smoke", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["matmul_fp32_gflops"] > 0 and result["total_s"] > 0
+    assert {"resample", "lung_mask", "segmentation", "malignancy"} <= set(result["stages_s"])
+    runtimes = result["unet"]["runtimes"]
+    assert {"eager fp32", "torchscript frozen fp32", "eager bf16 autocast"} <= set(runtimes)
+    assert runtimes["torchscript frozen fp32"]["mask_dice_vs_fp32"] > 0.99
+    assert all(r["gflops_per_s"] > 0 for r in runtimes.values())
+    assert "GFLOP/s" in proc.stdout and "vs eager fp32" in proc.stdout

@@ -1,0 +1,154 @@
+"""Training functions: tiny smoke runs that write checkpoints + cards, splits, data sources, augmentation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from ai_engine.models import WeightsIntegrityError, load_model
+from ai_engine.train import (
+    DataSourceError,
+    TrainConfig,
+    parse_data,
+    patient_folds,
+    patient_split,
+    train_malignancy,
+    train_segmentation,
+    train_subtype,
+)
+from ai_engine.train.augment import augment_batch, augmenter
+from ai_engine.train.loop import TensorSet, fit
+
+TINY = TrainConfig(epochs=1, batch_size=4, steps_per_epoch=2, n_cases=12, progress=False,
+                   phantom_shape_zyx=(96, 128, 128))
+
+
+def _assert_loadable(out_dir, name: str) -> dict:
+    module, card = load_model(name, out_dir, "demo")
+    on_disk = json.loads((out_dir / f"{name}-demo.json").read_text())
+    assert on_disk["sha256"] == card.sha256 and card.data_source == "synthetic"
+    assert on_disk["training"]["lr"] == 1e-3 and on_disk["training"]["weight_decay"] == 1e-4
+    assert on_disk["training"]["optimizer"] == "Adam" and on_disk["training"]["patience"] == 10
+    assert {"validation", "test", "n_train", "n_val", "n_test"} <= set(on_disk["metrics"])
+    assert on_disk["metrics"]["n_train"] > on_disk["metrics"]["n_test"] > 0
+    assert not module.training
+    return on_disk
+
+
+def test_train_segmentation_writes_a_verified_checkpoint(tmp_path):
+    result = train_segmentation("synthetic", tmp_path, TrainConfig(**{**TINY.to_json(), "n_cases": 6}))
+    card = _assert_loadable(tmp_path, "unet3d")
+    assert 0.0 <= card["metrics"]["test"]["dice"] <= 1.0
+    assert card["input_spec"]["thresholds"]["probability"] in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # calibrated
+    assert result.weights_path.stat().st_size > 0
+    data = bytearray(result.weights_path.read_bytes())
+    data[-100] ^= 0x55
+    result.weights_path.write_bytes(bytes(data))
+    with pytest.raises(WeightsIntegrityError, match="sha256"):
+        load_model("unet3d", tmp_path, "demo")
+
+
+def test_train_malignancy_trains_both_ensemble_members(tmp_path):
+    results = train_malignancy("synthetic", tmp_path, TINY)
+    assert [r.card.name for r in results] == ["densenet121-3d", "convnext-tiny-3d"]
+    for name in ("densenet121-3d", "convnext-tiny-3d"):
+        card = _assert_loadable(tmp_path, name)
+        assert card["metrics"]["ensemble_members"] == ["densenet121-3d", "convnext-tiny-3d"]
+        assert 0.0 <= card["metrics"]["ensemble_test"]["accuracy"] <= 1.0
+        assert "test_fp32" in card["metrics"]  # bf16 training: fp32 re-check recorded
+
+
+def test_train_subtype_with_cross_validation(tmp_path):
+    train_subtype("synthetic", tmp_path, TrainConfig(**{**TINY.to_json(), "folds": 2}))
+    card = _assert_loadable(tmp_path, "efficientnet-b3")
+    assert card["metrics"]["cross_validation"]["folds"] == 2
+    assert 0.0 <= card["metrics"]["cross_validation"]["accuracy_mean"] <= 1.0
+    assert card["input_spec"]["classes"] == ["adenocarcinoma", "squamous cell carcinoma", "large cell carcinoma"]
+
+
+def test_patient_level_split_and_folds():
+    ids = [f"p{i // 3}" for i in range(300)]  # 100 patients, 3 samples each
+    tr, va, te = patient_split(ids, seed=0)
+    groups = [{ids[i] for i in part} for part in (tr, va, te)]
+    assert [len(g) for g in groups] == [70, 15, 15]
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+    assert len(tr) + len(va) + len(te) == 300
+    assert np.array_equal(patient_split(ids, seed=0)[0], tr) and not np.array_equal(patient_split(ids, 1)[0], tr)
+    folds = patient_folds(ids, 5, seed=0)
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(300))
+    assert all(not ({ids[i] for i in t} & {ids[i] for i in v}) for t, v in folds)
+
+
+def test_data_sources_are_parsed_with_clear_errors(tmp_path):
+    assert parse_data("synthetic").kind == "synthetic"
+    assert parse_data(f"luna16:{tmp_path}").path == tmp_path
+    with pytest.raises(DataSourceError, match="unknown data source 'mnist'"):
+        parse_data("mnist")
+    with pytest.raises(DataSourceError, match="/no/such/dir"):
+        parse_data("kaggle-ct:/no/such/dir")
+
+
+def test_augmentation_keeps_labels_aligned_with_images():
+    x = torch.zeros(6, 1, 24, 24, 24)
+    x[:, :, 4:12, 6:20, 10:14] = 1.0  # an asymmetric block, so flips and rotations show
+    y = (x > 0.5).long()
+    xa, ya = augment_batch(augmenter(3, with_label=True, seed=3), x, y)
+    assert xa.shape == x.shape and ya.shape == y.shape and ya.dtype == y.dtype
+    assert not torch.equal(ya, y)  # something moved
+    agree = ((xa > 0.5).long() == ya).float().mean(dim=(1, 2, 3, 4))
+    assert bool((agree > 0.97).all())
+    noise = augment_batch(augmenter(2, with_label=False, seed=0), torch.full((64, 1, 32, 32), 0.5))[0]
+    std = float((noise - 0.5)[noise != 0.5].std()) if (noise != 0.5).any() else 0.0
+    assert 0.005 < std < 0.02  # Gaussian noise std 0.01 on the samples that got it
+
+
+@dataclass
+class _FlatTask:
+    """A task whose validation metric never improves, to exercise early stopping."""
+
+    monitor: str = "score"
+
+    def loss(self, logits, y):
+        return torch.nn.functional.cross_entropy(logits, y)
+
+    def augment(self, x, y):
+        return x, y
+
+    def evaluate(self, model, data, device):
+        return {"score": 0.5}
+
+
+def test_early_stopping_after_patience():
+    data = TensorSet(torch.rand(8, 4), torch.tensor([0, 1] * 4), tuple(f"p{i}" for i in range(8)))
+    config = TrainConfig(epochs=50, patience=3, batch_size=4, progress=False, augment=False, bf16=False)
+    result = fit(torch.nn.Linear(4, 2), data, data, _FlatTask(), config)
+    assert result.best_epoch == 0 and result.epochs_run == 4 and len(result.history) == 4
+
+
+def test_segmentation_set_reads_luna16_format(tmp_path):
+    """A LUNA16-format tree (MetaImage + annotations.csv) written from phantoms feeds training."""
+    import SimpleITK as sitk
+
+    from ai_engine.synthetic import make_ct_phantom
+    from ai_engine.train.data import segmentation_set
+
+    (tmp_path / "subset0").mkdir()
+    rows = ["seriesuid,coordX,coordY,coordZ,diameter_mm"]
+    for i in range(2):
+        ph = make_ct_phantom(40 + i, (64, 128, 128), (1.5, 1.5, 2.0), n_nodules=1)
+        image = sitk.GetImageFromArray(ph.volume.hu.astype(np.int16))
+        image.SetSpacing(ph.volume.spacing_mm)
+        image.SetOrigin(ph.volume.origin_mm)
+        sitk.WriteImage(image, str(tmp_path / "subset0" / f"1.2.3.{i}.mhd"))
+        rows += [f"1.2.3.{i},{t.centre_mm[0]},{t.centre_mm[1]},{t.centre_mm[2]},{t.diameter_mm}" for t in ph.nodules]
+    (tmp_path / "annotations.csv").write_text("\n".join(rows) + "\n")
+    data = segmentation_set(parse_data(f"luna16:{tmp_path}"), n_cases=2, seed=0, patch=32)
+    assert set(data.patient_ids) == {"1.2.3.0", "1.2.3.1"}
+    assert data.x.shape[1:] == (1, 32, 32, 32) and data.y.shape == data.x.shape
+    assert int(data.y.sum()) > 0  # the annotation spheres are the targets
+    with pytest.raises(DataSourceError, match=r"luna16:/: .*no \.mhd volumes"):
+        segmentation_set(parse_data("luna16:/"), n_cases=1, seed=0)  # not a LUNA16 tree
