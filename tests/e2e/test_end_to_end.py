@@ -4,6 +4,7 @@ PACS down, EHR rejecting, the node killed with deliveries pending, a late instan
 from __future__ import annotations
 
 import io
+import logging
 import os
 import signal
 import subprocess
@@ -83,16 +84,26 @@ def pg_or_sqlite_site(request, site: Site):  # type: ignore[no-untyped-def]
         yield site
 
 
-def test_results_land_in_the_original_study_and_the_ehr(pg_or_sqlite_site: Site) -> None:
+def test_results_land_in_the_original_study_and_the_ehr(pg_or_sqlite_site: Site, caplog) -> None:
     site = pg_or_sqlite_site
     site.orthanc.start()
     study = small_study(site.tmp / "ct", seed=21)
+    caplog.set_level(logging.DEBUG)
     node = site.start_node()
     try:
         storescu(study.files, site.settings.dicom_port)
         jobs = site.wait_job(node.session_factory, delivered)
+        with node.session_factory() as s:
+            stored_rows = " ".join(f"{e.event} {e.study_key} {e.detail}" for e in s.scalars(select(AuditEvent)))
+            stored_rows += " ".join(f"{j.summary} {j.reason}" for j in s.scalars(select(Job)))
     finally:
         node.stop()
+    phi = (study.patient.name, study.patient.name.split("^")[0], study.patient.patient_id,
+           study.patient.accession_number, study.patient.birth_date, study.uids.study, study.uids.series)
+    logged = caplog.text
+    assert "JOB_DELIVERED" in stored_rows and logged  # something was recorded and logged
+    for value in phi:  # PHI never reaches the logs, the audit trail or the job rows
+        assert value not in logged and value not in stored_rows, value
     summary = jobs[-1].summary
     table = summary["nodule_table"]
     assert summary["nodules"] == len(table) >= 1
