@@ -205,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default="synthetic")
     ev.add_argument("--out", type=Path, default=Path("evaluation"))
     ev.add_argument("--weights", type=Path, default=None)
-    ev.add_argument("--scans", type=int, default=10)
+    ev.add_argument("--scans", type=int, default=10, help="held-out phantoms for detection/Dice")
+    ev.add_argument("--patches", type=int, default=200, help="held-out nodule patches per classifier")
     ev.add_argument("--seed", type=int, default=10_000)
     return p
 

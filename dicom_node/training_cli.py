@@ -46,7 +46,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
               "train on real data with `pulmonode train … --data luna16:PATH` (its card holds the metrics)")
         return 2
     models = CTModels.load(args.weights or settings.weights_dir or SHIPPED, settings.model_profile)
-    config = SyntheticEvalConfig(n_scans=args.scans, seed=args.seed)
+    config = SyntheticEvalConfig(n_scans=args.scans, n_patches=args.patches, seed=args.seed)
     _, json_path, md_path = evaluate_synthetic(models, args.out, config)
     print(md_path.read_text(encoding="utf-8"))
     print(f"written: {json_path} and {md_path}")

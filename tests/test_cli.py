@@ -60,3 +60,19 @@ def test_status_on_fresh_database(tmp_path: Path) -> None:
     status = run("--data-dir", str(tmp_path), "status", env=env)
     assert status.returncode == 0, status.stderr
     assert "queued" in status.stdout.lower()
+
+
+def test_evaluate_writes_report_with_synthetic_statement(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "eval"
+    result = run("evaluate", "--scans", "1", "--patches", "6", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    text = (out / "report.md").read_text()
+    assert "synthetic phantoms" in text and "CPM" in text and (out / "froc.png").exists()
+    tasks = [c["task"] for c in report["classification"]]
+    assert any("densenet121-3d" in t for t in tasks) and any("convnext-tiny-3d" in t for t in tasks)
+    assert any("ensemble" in t for t in tasks) and any("subtype" in t for t in tasks)
+    refused = run("evaluate", "--data", "luna16:/nowhere", "--out", str(out))
+    assert refused.returncode == 2 and "only 'synthetic'" in refused.stdout

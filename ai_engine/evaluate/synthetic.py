@@ -56,10 +56,10 @@ def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalCon
     """Run both parts and write report.json / report.md with plots into ``out_dir``."""
     scans = _scan_part(models, config)
     patches = _patch_part(models, config)
-    results = replace(scans, classification=scans.classification + patches.classification,
-                      extra={**scans.extra, **patches.extra, "config": {
-                          "n_scans": config.n_scans, "n_patches": config.n_patches, "seed": config.seed,
-                          "shape_zyx": list(config.shape_zyx), "spacing_mm": list(config.spacing_mm)}})
+    dataset = (f"{scans.dataset}; {config.n_scans} scans {config.shape_zyx} (z, y, x) at {config.spacing_mm} mm "
+               f"(x, y, z); {config.n_patches} nodule patches per classifier")
+    results = replace(scans, dataset=dataset, classification=scans.classification + patches.classification,
+                      extra={**scans.extra, **patches.extra})
     json_path, md_path = write_report(results, out_dir, "pulmonode CT pipeline on held-out synthetic phantoms")
     return results, json_path, md_path
 
@@ -124,7 +124,7 @@ def _patch_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResu
                                             ("benign", "malignant"), positive_scores=p.tolist())
                     for name, p in by_model.items())
     return EvaluationResults(dataset="", models=(), classification=results + (_subtype(models, config, device),),
-                             extra={"malignancy_auc": {k: roc_auc(labels, v.tolist()) for k, v in by_model.items()}})
+                             extra={f"malignancy_auc[{k}]": roc_auc(labels, v.tolist()) for k, v in by_model.items()})
 
 
 def _subtype(models: CTModels, config: SyntheticEvalConfig, device: torch.device) -> ClassificationResult:
