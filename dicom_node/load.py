@@ -33,7 +33,9 @@ def to_volume(slices: list[Dataset]) -> CTVolume:
     first = slices[0]
     row_dir, col_dir = _orientation(first)
     normal = np.cross(row_dir, col_dir)
-    hu = np.stack([_hu(ds) for ds in slices]).astype(np.float32)
+    hu = np.empty((len(slices), int(first.Rows), int(first.Columns)), np.float32)
+    for k, ds in enumerate(slices):
+        _hu_into(ds, hu[k])
     dy, dx = (float(v) for v in first.PixelSpacing)
     if len(slices) > 1:
         positions = np.array([np.dot(normal, _position(ds)) for ds in slices])
@@ -54,12 +56,20 @@ def load_ct(paths: list[Path]) -> tuple[list[Dataset], CTVolume]:
     return slices, to_volume(slices)
 
 
-def _hu(ds: Dataset) -> np.ndarray:
+def _hu_into(ds: Dataset, out: np.ndarray) -> None:
+    """Stored values → HU, written in place (one float32 volume, no per-slice temporaries)."""
     slope = float(getattr(ds, "RescaleSlope", 1.0))
     intercept = float(getattr(ds, "RescaleIntercept", 0.0))
     if not (math.isfinite(slope) and math.isfinite(intercept)):
         raise SeriesLoadError(f"{ds.filename}: RescaleSlope/RescaleIntercept not finite")
-    return ds.pixel_array.astype(np.float32) * slope + intercept
+    pixels = ds.pixel_array
+    if pixels.shape != out.shape:
+        raise SeriesLoadError(f"{ds.filename}: Rows/Columns {pixels.shape} differ from the series' {out.shape}")
+    out[...] = pixels
+    if slope != 1.0:
+        out *= slope
+    if intercept != 0.0:
+        out += intercept
 
 
 def _orientation(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
