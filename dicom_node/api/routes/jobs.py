@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from dicom_node.api.errors import Conflict, NotFound
 from dicom_node.api.routes.deps import db_session
 from dicom_node.db.models import AuditEvent, Delivery, Job, ResultObject
-from dicom_node.jobs.lifecycle import transition
-from dicom_node.jobs.states import JobState
+from dicom_node.jobs.queue import retry_failed
+from dicom_node.jobs.states import IllegalTransition, JobState
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 DB = Annotated[Session, Depends(db_session)]
@@ -65,14 +65,16 @@ def get_job(job_id: int, db: DB) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/retry")
-def retry_job(job_id: int, db: DB) -> dict[str, Any]:
+def retry_job(job_id: int, db: DB, request: Request) -> dict[str, Any]:
     job = _job(db, job_id)
     if JobState(job.state) != JobState.FAILED:
         raise Conflict(f"job {job_id} is {job.state}; only failed jobs can be retried")
-    job.attempts = 0
-    job.next_attempt_at = None
-    transition(db, job, JobState.QUEUED, actor="operator")
-    db.commit()
+    db.rollback()  # retry_failed runs (and locks) in its own transaction
+    try:
+        retry_failed(request.app.state.session_factory, job_id)
+    except IllegalTransition as exc:  # it changed state meanwhile
+        raise Conflict(str(exc)) from None
+    db.refresh(job)
     return job_view(job)
 
 
