@@ -146,6 +146,7 @@ def _report(job: Job, study: SyntheticStudy, orthanc: OrthancServer, listener: M
     if pdf.exists():
         print(f"  PDF report: {pdf.resolve()}")
     print(f"  EHR (MLLP listener) received {len(listener.messages)} ORU^R01 message(s)")
+    print(f"  queue at a glance: PULMONODE_DEMO_MODE=true pulmonode --data-dir {settings.data_dir} status")
     ok = job.state == JobState.DELIVERED.value and RESULT_MODALITIES & set(modalities) and listener.messages
     return 0 if ok else 1
 
