@@ -75,8 +75,8 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         for t in phantom.nodules:
             (relevant if t.diameter_mm >= MIN_DIAMETER_MM else irrelevant).append(Annotation(uid, *t.centre_mm, t.diameter_mm))
         candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
-        nodule_dice += [(f"{uid}/{d.label}", d.dice) for d in dice_per_nodule(findings.label_mask, _relevant(phantom)) if d.detected]
-        pairs += _malignancy_pairs(findings, phantom)
+        nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
+        pairs += malignancy_pairs(findings, phantom)
     detection = evaluate_detection(relevant, candidates, uids, irrelevant)
     y = [p[0] for p in pairs]
     malignancy = evaluate_classification("malignancy (detected nodules, ensemble)", y,
@@ -93,12 +93,13 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
     )
 
 
-def _relevant(phantom: Phantom) -> np.ndarray:
+def relevant_truth(phantom: Phantom) -> np.ndarray:
+    """The truth label map with nodules < 4 mm removed (LUNA16 counts those as irrelevant)."""
     keep = [t.label for t in phantom.nodules if t.diameter_mm >= MIN_DIAMETER_MM]
     return np.where(np.isin(phantom.nodule_mask, keep), phantom.nodule_mask, 0)
 
 
-def _malignancy_pairs(findings: CTFindings, phantom: Phantom) -> list[tuple[int, float]]:
+def malignancy_pairs(findings: CTFindings, phantom: Phantom) -> list[tuple[int, float]]:
     """(truth malignant, ensemble probability) for each finding over a truth nodule."""
     truth = {t.label: t for t in phantom.nodules}
     out = []

@@ -18,6 +18,7 @@ import torch
 from scipy import ndimage
 
 from ai_engine.evaluate import Annotation, Candidate, dice_per_nodule, evaluate_detection
+from ai_engine.evaluate.synthetic import malignancy_pairs, relevant_truth
 from ai_engine.models.card import read_card, write_card
 from ai_engine.pipelines import inference
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, candidates, segment
@@ -54,11 +55,6 @@ def annotations(phantoms: list[Phantom]) -> tuple[list[Annotation], list[Annotat
     return rel, irr
 
 
-def _relevant_truth(ph: Phantom) -> np.ndarray:
-    keep = [t.label for t in ph.nodules if t.diameter_mm >= MIN_RELEVANT_DIAMETER_MM]
-    return np.where(np.isin(ph.nodule_mask, keep), ph.nodule_mask, 0)
-
-
 def _scan_from_prob(uid: str, prob: np.ndarray, thresholds: dict, scan, ph: Phantom) -> ScanResult:
     """Candidates (iso grid, no detection threshold) and Dice against the truth (iso grid)."""
     cands = candidates(prob, {**thresholds, "detection": 0.0}, 10_000, scan.volume.spacing_mm, scan.lungs)
@@ -66,7 +62,7 @@ def _scan_from_prob(uid: str, prob: np.ndarray, thresholds: dict, scan, ph: Phan
     marks = tuple(Candidate(uid, *scan.volume.index_to_mm(tuple(c)), s) for c, s in zip(centres, cands.scores))
     pred = resample_to_reference((cands.labels > 0).astype(np.uint8), VolumeGeometry.of(scan.volume),
                                  VolumeGeometry.of(ph.volume), "nearest")
-    return ScanResult(uid, marks, dice_per_nodule(pred, _relevant_truth(ph)))
+    return ScanResult(uid, marks, dice_per_nodule(pred, relevant_truth(ph)))
 
 
 def _summarise(results: list[ScanResult], rel, irr) -> dict:
@@ -106,8 +102,8 @@ def test(models: CTModels, phantoms: list[Phantom], config: PipelineConfig) -> d
         f = analyze_ct(ph.volume, models, config)
         seconds.append(sum(f.timings_s.values()))
         marks = tuple(Candidate(f"scan{i}", *n.centroid_mm, n.detection_score) for n in f.nodules)
-        results.append(ScanResult(f"scan{i}", marks, dice_per_nodule(f.label_mask, _relevant_truth(ph))))
-        pairs += _malignancy_pairs(f, ph)
+        results.append(ScanResult(f"scan{i}", marks, dice_per_nodule(f.label_mask, relevant_truth(ph))))
+        pairs += malignancy_pairs(f, ph)
     rel, irr = annotations(phantoms)
     summary = _summarise(results, rel, irr)
     match = summary.pop("detection").match
@@ -115,18 +111,6 @@ def test(models: CTModels, phantoms: list[Phantom], config: PipelineConfig) -> d
             "n_scans": match.n_scans, "n_nodules_ge_4mm": match.n_nodules, "true_positives": match.true_positives,
             "false_positives": match.false_positives, "malignancy_auc_detected": _auc(pairs),
             "n_detected_for_malignancy": len(pairs), "mean_seconds_per_scan": float(np.mean(seconds))}
-
-
-def _malignancy_pairs(f, ph: Phantom) -> list[tuple[int, float]]:
-    """(truth malignant, predicted probability) for each finding overlapping a truth nodule."""
-    truth = {t.label: t for t in ph.nodules}
-    out = []
-    for n in f.nodules:
-        under = ph.nodule_mask[f.label_mask == n.label]
-        under = under[under > 0]
-        if under.size:
-            out.append((int(truth[int(np.bincount(under).argmax())].malignant), n.malignancy_probability))
-    return out
 
 
 def _auc(pairs: list[tuple[int, float]]) -> float:
