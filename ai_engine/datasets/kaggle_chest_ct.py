@@ -6,13 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ai_engine.datasets.errors import DatasetError
-from ai_engine.datasets.images import image_files, load_image
+from ai_engine.datasets.images import ImageFolderDataset, ImageSample, image_files
 from ai_engine.findings import Subtype
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -30,13 +28,6 @@ SUBTYPE_OF: dict[str, Subtype | None] = {
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
 
-@dataclass(frozen=True)
-class ImageSample:
-    path: Path
-    label: int
-    split: str | None
-
-
 def class_of_folder(name: str) -> str | None:
     """The class a folder name stands for (by prefix), or None."""
     lowered = name.lower()
@@ -46,7 +37,7 @@ def class_of_folder(name: str) -> str | None:
     return None
 
 
-class KaggleChestCT:
+class KaggleChestCT(ImageFolderDataset):
     """Yields ``(image, label)``: uint8 ``[H, W]`` (mode "L") or ``[H, W, 3]`` ("RGB")."""
 
     def __init__(self, root: Path | str, split: str | None = None, mode: str = "L") -> None:
@@ -58,16 +49,6 @@ class KaggleChestCT:
         self.samples = tuple(_samples(self.root, split))
         if not self.samples:
             raise DatasetError(self.root, f"no images in class folders {CLASS_NAMES}")
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        sample = self.samples[index]
-        return load_image(sample.path, self.mode), sample.label
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
-        return (self[i] for i in range(len(self)))
 
 
 def _samples(root: Path, split: str | None) -> Iterator[ImageSample]:

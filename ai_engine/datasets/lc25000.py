@@ -3,14 +3,11 @@ anywhere under the root, e.g. ``lung_colon_image_set/lung_image_sets/lung_aca``)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 
 from ai_engine.datasets.errors import DatasetError
-from ai_engine.datasets.images import image_files, load_image
-from ai_engine.datasets.kaggle_chest_ct import ImageSample
+from ai_engine.datasets.images import ImageFolderDataset, ImageSample, image_files
 from ai_engine.findings import Subtype
 
 CLASS_NAMES: tuple[str, ...] = ("lung_aca", "lung_n", "lung_scc")
@@ -21,7 +18,7 @@ SUBTYPE_OF: dict[str, Subtype | None] = {
 }
 
 
-class LC25000:
+class LC25000(ImageFolderDataset):
     """Yields ``(image, label)``: uint8 ``[H, W, 3]`` RGB and the index in CLASS_NAMES."""
 
     def __init__(self, root: Path | str, mode: str = "RGB") -> None:
@@ -37,16 +34,6 @@ class LC25000:
             for name, folder in folders.items()
             for p in image_files(folder)  # type: ignore[arg-type]
         )
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        sample = self.samples[index]
-        return load_image(sample.path, self.mode), sample.label
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
-        return (self[i] for i in range(len(self)))
 
 
 def _find_folder(root: Path, name: str) -> Path | None:
