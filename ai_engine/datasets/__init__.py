@@ -15,7 +15,7 @@ Public API (stable)::
     voxel_to_world(volume, (z, y, x)) -> (x, y, z) mm
     sphere_mask(volume, annotations) -> uint16 [z, y, x] label map (label i+1 = annotation i,
         voxels strictly within diameter/2 of its centre): the usual LUNA16 reference mask
-    (LunaAnnotation has the field names of ai_engine.evaluate.Annotation, so annotations can
+    (LunaAnnotation is ai_engine.evaluate.Annotation, so annotations can
      be passed straight to evaluate.match_candidates.)
 
     # patient-level splits (splits.py)

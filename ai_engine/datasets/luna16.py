@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from ai_engine.datasets.csvfiles import float_field, read_rows, text_field
 from ai_engine.datasets.errors import DatasetError
+from ai_engine.evaluate.detection import Annotation
 from ai_engine.findings import CTVolume
 
 ANNOTATION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
@@ -26,15 +27,8 @@ MHD_REQUIRED_KEYS = ("ObjectType", "NDims", "DimSize", "ElementType", "ElementDa
 _SUBSET = re.compile(r"^subset(\d+)$")
 
 
-@dataclass(frozen=True)
-class LunaAnnotation:
-    """annotations.csv row (same field names as ``ai_engine.evaluate.Annotation``)."""
-
-    seriesuid: str
-    x_mm: float
-    y_mm: float
-    z_mm: float
-    diameter_mm: float
+# an annotations.csv row is exactly what the LUNA16 evaluation matches against
+LunaAnnotation = Annotation
 
 
 @dataclass(frozen=True)
