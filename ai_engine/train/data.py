@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
+from ai_engine.findings import NoduleType
 from ai_engine.models.inputs import crop_centered, orthogonal_planes, window01
 from ai_engine.models.registry import LUNG_WINDOW_HU, SUBTYPE_CLASSES
 from ai_engine.train.errors import DataSourceError
@@ -45,9 +47,11 @@ def parse_data(data: str) -> DataSource:
 
 def segmentation_set(source: DataSource, n_cases: int, seed: int, patch: int = 48,
                      phantom_shape_zyx: tuple[int, int, int] = (200, 288, 288)) -> TensorSet:
-    """Patches around nodules (jittered) and random lung patches, with nodule masks.
+    """Patches around nodules (jittered) and as many negatives, with nodule masks.
 
-    Synthetic phantoms are drawn directly on 1 mm voxels (``phantom_shape_zyx`` ≈ a small chest).
+    Synthetic phantoms cover ``phantom_shape_zyx`` mm (≈ a small chest), are "scanned" at a random
+    spacing and resampled to 1 mm exactly as inference resamples a CT (see ``_synthetic_case``).
+    Images are stored float16 and masks uint8 (a few thousand 48³ patches stay in memory).
     """
     if source.kind == "synthetic":
         cases = (_synthetic_case(seed, i, phantom_shape_zyx) for i in range(n_cases))
@@ -58,32 +62,65 @@ def segmentation_set(source: DataSource, n_cases: int, seed: int, patch: int = 4
     xs, ys, ids = [], [], []
     rng = np.random.default_rng(seed)
     for pid, image01, mask, lung, centres in cases:
-        for c in _patch_centres(rng, centres, lung, patch):
-            xs.append(crop_centered(image01, c, (patch,) * 3))
+        for c in _patch_centres(rng, centres, image01, mask, lung, patch):
+            xs.append(crop_centered(image01, c, (patch,) * 3).astype(np.float16))
             ys.append(crop_centered(mask, c, (patch,) * 3))
             ids.append(pid)
-    return TensorSet(torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ys))[:, None].long(),
+    return TensorSet(torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ys))[:, None],
                      tuple(ids))
 
 
-def _synthetic_case(seed: int, i: int, shape_zyx: tuple[int, int, int]
+SMALL_NODULE_TYPES = ((NoduleType.SOLID, 0.6), (NoduleType.PART_SOLID, 0.2), (NoduleType.GROUND_GLASS, 0.2))
+
+
+def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int]
                     ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, list]:
-    from ai_engine.synthetic import make_ct_phantom
+    """One phantom: 1–3 extra small nodules (4–10 mm; part-solid 6–12 mm) besides 0–2 drawn from the
+    label model, since small ones are what a detector misses; in-plane spacing U(0.7, 1.0) mm and
+    slices of 1–2 mm, resampled to 1 mm (linear image, nearest mask) as inference does."""
+    from ai_engine.preprocess import VolumeGeometry, resample_isotropic, resample_to_reference
+    from ai_engine.synthetic import NoduleSpec, make_ct_phantom
 
     rng = np.random.default_rng([seed, i])
-    ph = make_ct_phantom(seed=int(rng.integers(2**31)), shape_zyx=shape_zyx,
-                         spacing_mm=(1.0, 1.0, 1.0), n_nodules=int(rng.integers(1, 4)))
-    centres = [n.centre_zyx for n in ph.nodules]
-    return (f"synthetic-{seed}-{i}", window01(ph.volume.hu, LUNG_WINDOW_HU),
-            (np.asarray(ph.nodule_mask) > 0).astype(np.uint8), np.asarray(ph.lung_mask) > 0, centres)
+    sxy, sz = float(rng.uniform(0.7, 1.0)), float(rng.choice([1.0, 1.25, 1.5, 2.0]))
+    shape = (int(extent_mm[0] / sz), int(extent_mm[1] / sxy), int(extent_mm[2] / sxy))
+    kinds, weights = zip(*SMALL_NODULE_TYPES)
+    specs = []
+    for k in rng.choice(len(kinds), size=int(rng.integers(1, 4)), p=weights):
+        low = 6.0 if kinds[k] == NoduleType.PART_SOLID else 4.0
+        specs.append(NoduleSpec(diameter_mm=float(rng.uniform(low, low + 6.0)), nodule_type=kinds[k]))
+    specs += [NoduleSpec() for _ in range(int(rng.integers(0, 3)))]
+    ph = make_ct_phantom(seed=int(rng.integers(2**31)), shape_zyx=shape, spacing_mm=(sxy, sxy, sz),
+                         nodule_spec=specs)
+    iso = resample_isotropic(ph.volume, 1.0)
+    src, ref = VolumeGeometry.of(ph.volume), VolumeGeometry.of(iso)
+    labels = resample_to_reference(np.asarray(ph.nodule_mask).astype(np.uint16), src, ref, "nearest")
+    lung = resample_to_reference(np.asarray(ph.lung_mask).astype(np.uint8), src, ref, "nearest") > 0
+    centres = [np.argwhere(labels == k).mean(axis=0) for k in np.unique(labels[labels > 0])]
+    return (f"synthetic-{seed}-{i}", window01(iso.hu, LUNG_WINDOW_HU), (labels > 0).astype(np.uint8),
+            lung, centres)
 
 
-def _patch_centres(rng: np.random.Generator, centres: list, lung: np.ndarray, patch: int) -> list:
-    """Two jittered patches per nodule and as many random lung patches (hard negatives included)."""
+VESSEL_LEVEL = (-500.0 - LUNG_WINDOW_HU[0]) / (LUNG_WINDOW_HU[1] - LUNG_WINDOW_HU[0])  # -500 HU in [0, 1]
+NODULE_CLEARANCE_VOXELS = 8
+
+
+def _patch_centres(rng: np.random.Generator, centres: list, image01: np.ndarray, mask: np.ndarray,
+                   lung: np.ndarray, patch: int) -> list:
+    """Two jittered patches per nodule and as many negatives (at least 4): a quarter anywhere in the
+    lungs, the rest centred on dense lung voxels (vessels, airway walls), where a detector's false
+    positives are; negatives stay 8 voxels clear of every nodule."""
     out = [np.asarray(c) + rng.uniform(-patch / 4, patch / 4, 3) for c in centres for _ in range(2)]
-    lung_idx = np.argwhere(lung)
-    if len(lung_idx):
-        out += [lung_idx[k] for k in rng.integers(len(lung_idx), size=max(2, len(out)))]
+    free = lung & ~ndimage.binary_dilation(mask > 0, iterations=NODULE_CLEARANCE_VOXELS)
+    anywhere = np.argwhere(free)
+    if not len(anywhere):
+        return out
+    dense = np.argwhere(free & (image01 > VESSEL_LEVEL))
+    n_neg = max(4, len(out))
+    n_any = n_neg // 4 if len(dense) else n_neg
+    out += [anywhere[k] for k in rng.integers(len(anywhere), size=n_any)]
+    if len(dense):
+        out += [dense[k] for k in rng.integers(len(dense), size=n_neg - n_any)]
     return out
 
 

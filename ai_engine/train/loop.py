@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +16,15 @@ from tqdm.auto import tqdm
 
 from ai_engine.train.config import TrainConfig
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, eq=False)
 class TensorSet:
     """Inputs, targets and the patient each sample came from."""
 
-    x: torch.Tensor  # [N, C, ...] float32 in [0, 1]
-    y: torch.Tensor  # [N] class indices, or [N, 1, ...] label masks
+    x: torch.Tensor  # [N, C, ...] in [0, 1]; float16 storage is fine (batches are cast to float32)
+    y: torch.Tensor  # [N] class indices, or [N, 1, ...] label masks (any integer dtype)
     patient_ids: tuple[str, ...]
 
     def __len__(self) -> int:
@@ -65,6 +68,7 @@ def fit(model: nn.Module, train: TensorSet, val: TensorSet, task: Task, config: 
         metrics = task.evaluate(model, val, device)
         history.append({"epoch": epoch, "loss": loss, **metrics})
         bar.set_postfix(loss=f"{loss:.3f}", **{task.monitor: f"{metrics[task.monitor]:.3f}"})
+        log.info("%s epoch %d loss %.4f %s %.4f", label, epoch, loss, task.monitor, metrics[task.monitor])
         if metrics[task.monitor] > best:
             best, best_epoch, best_state = metrics[task.monitor], epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= config.patience:
@@ -84,7 +88,7 @@ def _one_epoch(model: nn.Module, data: TensorSet, task: Task, opt: torch.optim.O
     losses = []
     for b in batches:
         t = torch.as_tensor(b, dtype=torch.long)
-        x, y = data.x[t], data.y[t]
+        x, y = data.x[t].float(), data.y[t]
         if config.augment:
             x, y = task.augment(x, y)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
@@ -105,5 +109,5 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     outs = []
     for i in range(0, len(x), batch_size):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            outs.append(transform(model(x[i:i + batch_size].to(device)).float()).cpu())
+            outs.append(transform(model(x[i:i + batch_size].float().to(device)).float()).cpu())
     return torch.cat(outs)

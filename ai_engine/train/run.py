@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ai_engine.models import registry
-from ai_engine.models.card import ModelCard, save_checkpoint
+from ai_engine.models.card import ModelCard, load_model, read_card, save_checkpoint
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import DataSource
 from ai_engine.train.loop import FitResult, Task, TensorSet, fit
@@ -44,12 +44,13 @@ def partition(data: TensorSet, seed: int) -> Partitions:
 
 
 def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, source: DataSource,
-                out_dir: Path, calibrate: Calibrator | None = None) -> TrainResult:
-    """Fit a fresh ``name`` model, evaluate it on the test partition, save weights + card.
+                out_dir: Path, calibrate: Calibrator | None = None, init_from: Path | None = None) -> TrainResult:
+    """Fit ``name`` (fresh, or warm-started from the verified weights in ``init_from``), evaluate it on
+    the test partition, save weights + card.
 
     ``calibrate`` picks operating thresholds on the validation partition; they go into the spec.
     """
-    model, result = _fresh_fit(name, parts.train, parts.val, task, config)
+    model, result = _fresh_fit(name, parts.train, parts.val, task, config, init_from=init_from)
     device = torch.device(config.device)
     spec = registry.entry(name).spec
     if calibrate is not None:
@@ -65,10 +66,12 @@ def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, s
         metrics["bf16_minus_fp32_max_abs"] = delta
     if config.folds > 1:
         metrics["cross_validation"] = cross_validate(name, _join(parts.train, parts.val), task, config)
+    training = {**config.to_json(), "optimizer": "Adam", "scheduler": "CosineAnnealingLR",
+                "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01"}
+    if init_from is not None:
+        training["init_from"] = f"{init_from} {name}-{config.profile} sha256 {read_card(init_from, name, config.profile).sha256}"
     card = ModelCard(name=name, architecture=registry.entry(name).architecture, profile=config.profile,
-                     data_source=source.name, input_spec=spec,
-                     training={**config.to_json(), "optimizer": "Adam", "scheduler": "CosineAnnealingLR",
-                               "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01"},
+                     data_source=source.name, input_spec=spec, training=training,
                      metrics=metrics)
     card = save_checkpoint(model.cpu(), card, out_dir, half=config.half_weights)
     return TrainResult(card, Path(out_dir) / card.weights_file, model.eval(), parts.test, result.history)
@@ -85,9 +88,12 @@ def cross_validate(name: str, data: TensorSet, task: Task, config: TrainConfig) 
 
 
 def _fresh_fit(name: str, train: TensorSet, val: TensorSet, task: Task, config: TrainConfig,
-               label: str | None = None) -> tuple[torch.nn.Module, FitResult]:
+               label: str | None = None, init_from: Path | None = None) -> tuple[torch.nn.Module, FitResult]:
     torch.manual_seed(config.seed)
-    model = registry.build(name, config.profile)
+    if init_from is None:
+        model = registry.build(name, config.profile)
+    else:
+        model = load_model(name, init_from, config.profile)[0].float().train()
     return model, fit(model, train, val, task, config, label=label or name)
 
 

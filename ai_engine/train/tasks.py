@@ -37,7 +37,7 @@ class SegmentationTask:
         self._loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)  # batch Dice: small nodules
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self._loss(logits, y)
+        return self._loss(logits, y.long())
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return augment_batch(self._aug, x, y)  # type: ignore[return-value]

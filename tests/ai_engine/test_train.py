@@ -152,3 +152,44 @@ def test_segmentation_set_reads_luna16_format(tmp_path):
     assert int(data.y.sum()) > 0  # the annotation spheres are the targets
     with pytest.raises(DataSourceError, match=r"luna16:/: .*no \.mhd volumes"):
         segmentation_set(parse_data("luna16:/"), n_cases=1, seed=0)  # not a LUNA16 tree
+
+
+def test_synthetic_segmentation_set_samples_nodules_and_vessel_negatives():
+    """Synthetic segmentation patches: every phantom has a small nodule, positives show nodule voxels,
+    negatives are nodule-free and mostly centred on dense (vessel) voxels; stored compactly."""
+    from ai_engine.train.data import VESSEL_LEVEL, segmentation_set
+
+    data = segmentation_set(parse_data("synthetic"), n_cases=2, seed=3, patch=32,
+                            phantom_shape_zyx=(96, 160, 160))
+    assert data.x.dtype == torch.float16 and data.y.dtype == torch.uint8
+    assert set(data.patient_ids) == {"synthetic-3-0", "synthetic-3-1"}
+    near_centre = data.y[:, 0, 8:25, 8:25, 8:25].flatten(1).any(1).numpy()  # positives: jitter ≤ 8 voxels
+    centre_is_nodule = data.y[:, 0, 16, 16, 16].numpy() > 0
+    dense_centre = data.x[:, 0, 16, 16, 16].float().numpy() > VESSEL_LEVEL
+    for pid in set(data.patient_ids):
+        rows = np.array([p == pid for p in data.patient_ids])
+        assert near_centre[rows].sum() >= 2  # ≥ 1 extra small nodule, two jittered patches each
+        assert (rows & ~centre_is_nodule & dense_centre).sum() >= 3  # ≥ 4 negatives, ¾ on vessels
+
+
+def test_build_demo_weights_composes_every_model(tmp_path, monkeypatch):
+    """The one-command rebuild (tiny budgets here): four verified checkpoints, the ConvNeXt at its own
+    learning rate, and the ensemble's test metrics recorded in both malignancy cards."""
+    from dataclasses import replace
+
+    from ai_engine.train import demo
+
+    tiny = replace(TINY, n_cases=8)
+    monkeypatch.setattr(demo, "SEGMENTATION", replace(tiny, phantom_shape_zyx=(64, 128, 128), n_cases=6))
+    monkeypatch.setattr(demo, "MALIGNANCY", tiny)
+    monkeypatch.setattr(demo, "CONVNEXT", replace(tiny, lr=2e-4, bf16=False))
+    monkeypatch.setattr(demo, "SUBTYPE", replace(tiny, n_cases=12))
+    built = demo.build_demo_weights(tmp_path, seed=0, progress=False, calibrate=False)
+    assert [r.card.name for r in built.results] == ["unet3d", "densenet121-3d", "convnext-tiny-3d", "efficientnet-b3"]
+    cards = {n: json.loads((tmp_path / f"{n}-demo.json").read_text()) for n in ("densenet121-3d", "convnext-tiny-3d")}
+    assert cards["convnext-tiny-3d"]["training"]["lr"] == 2e-4 and cards["densenet121-3d"]["training"]["lr"] == 1e-3
+    for card in cards.values():
+        assert card["metrics"]["ensemble_members"] == ["densenet121-3d", "convnext-tiny-3d"]
+        assert 0.0 <= card["metrics"]["ensemble_test"]["accuracy"] <= 1.0
+    for name in ("unet3d", "densenet121-3d", "convnext-tiny-3d", "efficientnet-b3"):
+        load_model(name, tmp_path, "demo")  # sha256 verified

@@ -1,12 +1,10 @@
-"""calibrate_detection (8 validation phantoms, seed 0, ≤ 1 FP/scan) and/or evaluate_pipeline (12 test phantoms)."""
-import json, sys
-import torch
+"""calibrate_detection on N_VAL validation phantoms (seed 0, ≤ 1 FP/scan, bf16 decision), then
+evaluate_pipeline on N_TEST test phantoms; both are written into the U-Net card.
+Usage: python calibrate.py WEIGHTS_DIR N_VAL N_TEST"""
+import json, sys, torch, time
 torch.set_num_threads(2)
 from ai_engine.train.calibrate import calibrate_detection, evaluate_pipeline
-
-d, what = sys.argv[1], sys.argv[2]
-if "val" in what:
-    v = calibrate_detection(d, seed=0)
-    print("validation", json.dumps(v, default=str), flush=True)
-if "test" in what:
-    print("test", json.dumps(evaluate_pipeline(d, seed=0), default=str), flush=True)
+d = sys.argv[1]; t=time.time()
+v = calibrate_detection(d, seed=0, n_val=int(sys.argv[2]))
+print("validation", json.dumps(v, default=str), f"{time.time()-t:.0f}s", flush=True)
+print("test", json.dumps(evaluate_pipeline(d, seed=0, n_test=int(sys.argv[3])), default=str), f"{time.time()-t:.0f}s", flush=True)

@@ -11,7 +11,6 @@ from ai_engine.train import run as runmod
 from ai_engine.train.classification import MALIGNANCY_MODELS, _record_ensemble
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import malignancy_set, parse_data
-from ai_engine.train.loop import fit
 from ai_engine.train.tasks import ClassificationTask
 
 SEED = 1
@@ -24,21 +23,13 @@ parts = runmod.partition(malignancy_set(source, N, SEED), SEED)
 print("data", len(parts.train), len(parts.val), len(parts.test), f"{time.time()-t0:.0f}s", flush=True)
 
 
-def warm_fit(name, train, val, task, config, label=None):
-    torch.manual_seed(config.seed)
-    model, _ = load_model(name, INIT_DIR, config.profile)
-    model.float().train()
-    return model, fit(model, train, val, task, config, label=label or name)
-
-
-runmod._fresh_fit = warm_fit
 for arg in sys.argv[3:]:
     name, epochs, steps, lr, *prec = arg.split(":")  # optional ":fp32": no bf16 autocast (faster for ConvNeXt on CPU)
     bf16 = prec != ["fp32"]
     task = ClassificationTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=bf16, monitor="auc")
     cfg = TrainConfig(epochs=int(epochs), batch_size=16, n_cases=N, steps_per_epoch=int(steps), lr=float(lr),
                       patience=int(epochs), seed=SEED, progress=False, bf16=bf16)
-    res = runmod.train_model(name, parts, task, cfg, source, OUT)
+    res = runmod.train_model(name, parts, task, cfg, source, OUT, init_from=INIT_DIR)
     card = read_card(OUT, name, "demo")
     write_card(replace(card, training={**card.training, "init_from": f"{INIT_DIR} {name}-demo sha256 "
                                        f"{read_card(INIT_DIR, name, 'demo').sha256}",

@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np, torch
 torch.set_num_threads(2)
 from ai_engine.findings import NoduleType
-from ai_engine.models.card import load_model, read_card, write_card
+from ai_engine.models.card import read_card, write_card
 from ai_engine.models.inputs import crop_centered, window01
 from ai_engine.models.registry import LUNG_WINDOW_HU
 from ai_engine.synthetic import NoduleSpec, make_ct_phantom
 from ai_engine.train import run as runmod
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import parse_data
-from ai_engine.train.loop import TensorSet, fit
+from ai_engine.train.loop import TensorSet
 from ai_engine.train.segmentation import TRAIN_PATCH, calibrate_probability
 from ai_engine.train.tasks import SegmentationTask
 
@@ -64,18 +64,10 @@ parts = runmod.partition(data, SEED)
 print("partition", len(parts.train), len(parts.val), len(parts.test), f"{time.time()-t0:.0f}s", flush=True)
 
 
-def warm_fit(name, train, val, task, config, label=None):
-    torch.manual_seed(config.seed)
-    model, _ = load_model(name, INIT_DIR, config.profile)
-    model.float().train()
-    return model, fit(model, train, val, task, config, label=label or name)
-
-
-runmod._fresh_fit = warm_fit
 cfg = TrainConfig(epochs=EPOCHS, batch_size=8, n_cases=N, steps_per_epoch=STEPS, patience=EPOCHS, lr=3e-4,
                   seed=SEED, progress=False)
 res = runmod.train_model("unet3d", parts, SegmentationTask(seed=SEED, bf16=True), cfg, parse_data("synthetic"), OUT,
-                         calibrate=calibrate_probability)
+                         calibrate=calibrate_probability, init_from=INIT_DIR)
 print("history", res.history, flush=True)
 card = read_card(OUT, "unet3d", "demo")
 card_training = {**card.training, "init_from": f"{INIT_DIR} unet3d-demo sha256 {read_card(INIT_DIR, 'unet3d', 'demo').sha256}",

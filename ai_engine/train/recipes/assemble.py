@@ -1,0 +1,35 @@
+"""Assemble the final weight set (EfficientNet-B3 from ai_engine/weights) and record the malignancy ensemble's
+metrics in both member cards. Usage: python assemble.py OUT UNET_DIR DENSENET_DIR CONVNEXT_DIR"""
+import shutil, sys, json
+from dataclasses import replace
+from pathlib import Path
+import numpy as np, torch
+torch.set_num_threads(2)
+from ai_engine.models.card import load_model, read_card, write_card
+from ai_engine.train.classification import MALIGNANCY_MODELS, _record_ensemble
+from ai_engine.train.config import TrainConfig
+from ai_engine.train.data import malignancy_set, parse_data
+from ai_engine.train.loop import predict
+from ai_engine.train.run import partition
+from ai_engine.train.tasks import classification_metrics
+OUT, UNET, DENSE, CNX = (Path(a) for a in sys.argv[1:5])
+OUT.mkdir(parents=True, exist_ok=True)
+for src, name in ((UNET, "unet3d"), (DENSE, "densenet121-3d"), (CNX, "convnext-tiny-3d"), (Path("ai_engine/weights"), "efficientnet-b3")):
+    for ext in (".pt", ".json"):
+        shutil.copy(src / f"{name}-demo{ext}", OUT / f"{name}-demo{ext}")
+src = parse_data("synthetic")
+test = partition(malignancy_set(src, 3000, 11), 11).test
+members = [load_model(n, OUT, "demo") for n in MALIGNANCY_MODELS]
+cards = _record_ensemble(members, test, OUT, TrainConfig(seed=11, n_cases=3000))
+held = malignancy_set(src, 400, 2)
+probs = {n: predict(m, held.x, torch.device("cpu"), transform=lambda t: torch.softmax(t.float(), 1)).numpy() for (m, _), n in zip(members, MALIGNANCY_MODELS)}
+y = held.y.numpy()
+res = {f"{n}_auc": classification_metrics(p, y)["auc"] for n, p in probs.items()}
+ens = classification_metrics(np.mean(list(probs.values()), axis=0), y)
+res.update(ensemble_auc=ens["auc"], ensemble_accuracy=ens["accuracy"],
+           data="malignancy_set('synthetic', 400, seed=2): 400 patches never trained on (recipes/malignancy_train.py, assemble step)")
+for n in MALIGNANCY_MODELS:
+    c = read_card(OUT, n, "demo")
+    write_card(replace(c, metrics={**c.metrics, "ensemble_heldout_seed2": res,
+                                   "ensemble_test_data": "test partition (450 patches) of malignancy_set('synthetic', 3000, seed=11), patient split seed 11"}), OUT)
+print(json.dumps({"ensemble_test": cards[0].metrics["ensemble_test"], "heldout_seed2": res}, indent=1))

@@ -1,0 +1,32 @@
+"""Train the U-Net on cached shards (unet_shards.py), fresh or warm-started; the other demo models are
+copied from INIT_DIR so OUT is a complete weight set for calibrate.py.
+Usage: THREADS=2 python unet_train.py OUT EPOCHS STEPS LR INIT_DIR|none "SHARD_GLOB"  (patient split seed 0)"""
+import sys, time, glob, shutil
+from pathlib import Path
+import numpy as np, torch
+torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))
+from ai_engine.train import run as runmod
+from ai_engine.train.config import TrainConfig
+from ai_engine.train.data import parse_data
+from ai_engine.train.loop import TensorSet
+from ai_engine.train.segmentation import calibrate_probability
+from ai_engine.train.tasks import SegmentationTask
+OUT, EPOCHS, STEPS, LR, INIT, GLOB = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6]
+t0 = time.time()
+X, Y, I = [], [], []
+for f in sorted(glob.glob(GLOB)):
+    d = np.load(f); X.append(torch.from_numpy(d["x"])); Y.append(torch.from_numpy(d["y"])); I += list(d["ids"])
+data = TensorSet(torch.cat(X), torch.cat(Y), tuple(str(i) for i in I)); del X, Y
+parts = runmod.partition(data, 0)
+print("partition", len(parts.train), len(parts.val), len(parts.test), f"{time.time()-t0:.0f}s", flush=True)
+OUT.mkdir(parents=True, exist_ok=True)
+init = None if INIT == "none" else Path(INIT)
+if init:  # the other models come along unchanged so the directory is a full weight set
+    for n in ("densenet121-3d", "convnext-tiny-3d", "efficientnet-b3"):
+        for ext in (".pt", ".json"):
+            shutil.copy(init / f"{n}-demo{ext}", OUT / f"{n}-demo{ext}")
+cfg = TrainConfig(epochs=EPOCHS, batch_size=8, n_cases=len(set(I)), steps_per_epoch=STEPS, patience=EPOCHS, lr=LR, seed=0, progress=False)
+res = runmod.train_model("unet3d", parts, SegmentationTask(seed=0, bf16=True), cfg, parse_data("synthetic"), OUT,
+                         calibrate=calibrate_probability, init_from=init)
+print("history", [(h["epoch"], round(h["loss"], 3), round(h["dice"], 3)) for h in res.history], flush=True)
+print("metrics", res.card.metrics, f"{time.time()-t0:.0f}s", flush=True)
