@@ -95,10 +95,12 @@ def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int]
     iso = resample_isotropic(ph.volume, 1.0)
     src, ref = VolumeGeometry.of(ph.volume), VolumeGeometry.of(iso)
     labels = resample_to_reference(np.asarray(ph.nodule_mask).astype(np.uint16), src, ref, "nearest")
+    # the target is the linearly resampled mask ≥ 0.5: nearest-neighbour from 1–2 mm slices puts its
+    # edge up to half a slice off the surface, and a U-Net trained on that over-segmented a sphere
+    mask = resample_to_reference(np.asarray(ph.nodule_mask) > 0, src, ref, "linear") >= 0.5
     lung = resample_to_reference(np.asarray(ph.lung_mask).astype(np.uint8), src, ref, "nearest") > 0
     centres = [np.argwhere(labels == k).mean(axis=0) for k in np.unique(labels[labels > 0])]
-    return (f"synthetic-{seed}-{i}", window01(iso.hu, LUNG_WINDOW_HU), (labels > 0).astype(np.uint8),
-            lung, centres)
+    return f"synthetic-{seed}-{i}", window01(iso.hu, LUNG_WINDOW_HU), mask.astype(np.uint8), lung, centres
 
 
 VESSEL_LEVEL = (-500.0 - LUNG_WINDOW_HU[0]) / (LUNG_WINDOW_HU[1] - LUNG_WINDOW_HU[0])  # -500 HU in [0, 1]
