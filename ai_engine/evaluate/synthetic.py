@@ -72,8 +72,9 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         uid = f"synthetic-{config.seed + i}"
         uids.append(uid)
         seconds.append(sum(findings.timings_s.values()))
-        for t in phantom.nodules:
-            (relevant if t.diameter_mm >= MIN_DIAMETER_MM else irrelevant).append(Annotation(uid, *t.centre_mm, t.diameter_mm))
+        rel, irr = truth_annotations(uid, phantom)
+        relevant += rel
+        irrelevant += irr
         candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
         pairs += malignancy_pairs(findings, phantom)
@@ -91,6 +92,15 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
                "fp_per_scan_at_operating_point": detection.match.false_positives / max(detection.match.n_scans, 1),
                "sensitivity_at_operating_point": detection.match.sensitivity},
     )
+
+
+def truth_annotations(uid: str, phantom: Phantom) -> tuple[list[Annotation], list[Annotation]]:
+    """The phantom's nodules as (relevant ≥ 4 mm, irrelevant) LUNA16 annotations of scan ``uid``."""
+    relevant, irrelevant = [], []
+    for t in phantom.nodules:
+        annotation = Annotation(uid, *t.centre_mm, t.diameter_mm)
+        (relevant if t.diameter_mm >= MIN_DIAMETER_MM else irrelevant).append(annotation)
+    return relevant, irrelevant
 
 
 def relevant_truth(phantom: Phantom) -> np.ndarray:

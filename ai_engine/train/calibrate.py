@@ -18,7 +18,7 @@ import torch
 from scipy import ndimage
 
 from ai_engine.evaluate import Annotation, Candidate, dice_per_nodule, evaluate_detection
-from ai_engine.evaluate.synthetic import malignancy_pairs, relevant_truth
+from ai_engine.evaluate.synthetic import malignancy_pairs, relevant_truth, truth_annotations
 from ai_engine.models.card import read_card, write_card
 from ai_engine.pipelines import inference
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, candidates, segment
@@ -29,7 +29,6 @@ from ai_engine.synthetic import Phantom, make_ct_phantom
 
 EVAL_SHAPE_ZYX = (192, 320, 320)
 EVAL_SPACING_MM = (0.9, 0.9, 1.25)  # anisotropic, so resampling is exercised
-MIN_RELEVANT_DIAMETER_MM = 4.0
 BF16_TOLERANCE = 0.005
 
 
@@ -46,12 +45,12 @@ def eval_phantoms(seed: int, split: str, n: int) -> list[Phantom]:
 
 
 def annotations(phantoms: list[Phantom]) -> tuple[list[Annotation], list[Annotation]]:
-    """(relevant, irrelevant) truth nodules in patient mm."""
+    """(relevant, irrelevant) truth nodules in patient mm, scans named scan0, scan1, …"""
     rel, irr = [], []
     for i, ph in enumerate(phantoms):
-        for t in ph.nodules:
-            a = Annotation(f"scan{i}", *t.centre_mm, t.diameter_mm)
-            (rel if t.diameter_mm >= MIN_RELEVANT_DIAMETER_MM else irr).append(a)
+        r, o = truth_annotations(f"scan{i}", ph)
+        rel += r
+        irr += o
     return rel, irr
 
 
