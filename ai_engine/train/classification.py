@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,22 +10,29 @@ import numpy as np
 import torch
 
 from ai_engine.models.card import ModelCard, load_model, write_card
+from ai_engine.pipelines.models import MALIGNANCY_MODELS
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import malignancy_set, parse_data, subtype_set
 from ai_engine.train.loop import TensorSet, predict
 from ai_engine.train.run import TrainResult, partition, train_model
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
-MALIGNANCY_MODELS = ("densenet121-3d", "convnext-tiny-3d")
-
 
 def train_malignancy(data: str, out_dir: Path, config: TrainConfig,
-                     names: Sequence[str] = MALIGNANCY_MODELS) -> tuple[TrainResult, ...]:
-    """Train each ensemble member on the same split; each card also records the ensemble's test metrics."""
+                     names: Sequence[str] = MALIGNANCY_MODELS,
+                     member_configs: Mapping[str, TrainConfig] | None = None) -> tuple[TrainResult, ...]:
+    """Train each ensemble member on the same split; each card also records the ensemble's test metrics.
+
+    ``member_configs`` overrides ``config`` per member (e.g. a learning rate); the data and the split
+    always come from ``config``.
+    """
     source = parse_data(data)
     parts = partition(malignancy_set(source, config.n_cases, config.seed), config.seed)
-    task = ClassificationTask(spatial_dims=3, n_classes=2, seed=config.seed, bf16=config.bf16, monitor="auc")
-    results = [train_model(n, parts, task, config, source, out_dir) for n in names]
+    results = []
+    for name in names:
+        member = (member_configs or {}).get(name, config)
+        task = ClassificationTask(spatial_dims=3, n_classes=2, seed=member.seed, bf16=member.bf16, monitor="auc")
+        results.append(train_model(name, parts, task, member, source, out_dir))
     cards = _record_ensemble([(r.model, r.card) for r in results], parts.test, out_dir, config)
     return tuple(replace(r, card=c) for r, c in zip(results, cards))
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ai_engine.train.classification import record_ensemble, train_malignancy, train_subtype
+from ai_engine.train.classification import train_malignancy, train_subtype
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.run import TrainResult
 from ai_engine.train.segmentation import train_segmentation
@@ -42,9 +42,7 @@ def build_demo_weights(out_dir: Path, seed: int = 0, device: str = "cpu", progre
     seg = train_segmentation("synthetic", out_dir, cfg(SEGMENTATION))
     seconds["segmentation"] = time.perf_counter() - t
     t = time.perf_counter()
-    mal = (*train_malignancy("synthetic", out_dir, cfg(MALIGNANCY), names=("densenet121-3d",)),
-           *train_malignancy("synthetic", out_dir, cfg(CONVNEXT), names=("convnext-tiny-3d",)))
-    record_ensemble("synthetic", out_dir, cfg(MALIGNANCY))  # same cases and split: the pair's test metrics
+    mal = train_malignancy("synthetic", out_dir, cfg(MALIGNANCY), member_configs={"convnext-tiny-3d": cfg(CONVNEXT)})
     seconds["malignancy"] = time.perf_counter() - t
     t = time.perf_counter()
     sub = train_subtype("synthetic", out_dir, cfg(SUBTYPE))
