@@ -109,10 +109,12 @@ class Nodule:
     subtype: Subtype | None = None  # only for nodules called malignant
     subtype_probabilities: tuple[tuple[str, float], ...] = ()
     lung_rads: LungRadsAssessment | None = None
+    # the ensemble's operating point, from its cards (train.calibrate.calibrate_malignancy may move it)
+    malignancy_threshold: float = 0.5
 
     @property
     def malignant(self) -> bool:
-        return self.malignancy_probability >= 0.5
+        return self.malignancy_probability >= self.malignancy_threshold
 
     @property
     def description(self) -> str:

@@ -32,7 +32,7 @@ from ai_engine.evaluate.segmentation import dice_per_nodule
 from ai_engine.findings import CTFindings, Subtype
 from ai_engine.models.inputs import orthogonal_planes, window01
 from ai_engine.pipelines import inference
-from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct
+from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, malignant_threshold
 from ai_engine.pipelines.models import CTModels, LoadedModel
 from ai_engine.synthetic import Phantom, make_ct_phantom, make_nodule_patch
 
@@ -80,8 +80,9 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         pairs += malignancy_pairs(findings, phantom)
     detection = evaluate_detection(relevant, candidates, uids, irrelevant)
     y = [p[0] for p in pairs]
-    malignancy = evaluate_classification("malignancy (detected nodules, ensemble)", y,
-                                         [int(p[1] >= 0.5) for p in pairs], ("benign", "malignant"),
+    threshold = malignant_threshold(models.malignancy)  # the pipeline's calibrated operating point
+    malignancy = evaluate_classification(f"malignancy (detected nodules, ensemble, threshold {threshold:.3f})", y,
+                                         [int(p[1] >= threshold) for p in pairs], ("benign", "malignant"),
                                          positive_scores=[p[1] for p in pairs]) if len(set(y)) == 2 else None
     return EvaluationResults(
         dataset=f"synthetic phantoms, seeds {config.seed}..{config.seed + config.n_scans - 1}",
@@ -131,6 +132,7 @@ def _patch_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResu
     x = np.stack(inputs).astype(np.float32)
     by_model = {m.card.name: _probabilities(m, x, device)[:, 1] for m in models.malignancy}
     by_model["ensemble"] = np.mean(list(by_model.values()), axis=0)
+    # patches are balanced and centred as in training, so the patch-domain 0.5 applies here
     results = tuple(evaluate_classification(f"malignancy patches: {name}", labels, (p >= 0.5).astype(int).tolist(),
                                             ("benign", "malignant"), positive_scores=p.tolist())
                     for name, p in by_model.items())

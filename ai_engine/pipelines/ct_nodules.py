@@ -192,9 +192,16 @@ def _malignancy(nodules: tuple[Nodule, ...], scan: IsoScan, volume: CTVolume, me
     patches = _patches(scan, _iso_centres(scan, nodules, volume), members[0].card.input_spec.patch)[:, None]
     by_model = {m.card.name: _probabilities(m, patches, config)[:, 1] for m in members}
     mean = inference.ensemble_mean(list(by_model.values()))
-    return tuple(replace(n, malignancy_probability=float(mean[i]),
+    threshold = malignant_threshold(members)
+    return tuple(replace(n, malignancy_probability=float(mean[i]), malignancy_threshold=threshold,
                          malignancy_by_model=tuple((k, float(v[i])) for k, v in by_model.items()))
                  for i, n in enumerate(nodules))
+
+
+def malignant_threshold(members: tuple[LoadedModel, ...]) -> float:
+    """The ensemble's operating point: ``thresholds["malignant"]`` of the first member's card
+    (calibration writes the same value into every member's card)."""
+    return float(members[0].card.input_spec.thresholds.get("malignant", 0.5))
 
 
 def _subtype(nodules: tuple[Nodule, ...], scan: IsoScan, volume: CTVolume, model: LoadedModel,

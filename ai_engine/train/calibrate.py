@@ -4,7 +4,11 @@
    threshold) are matched to the truth (LUNA16 rules; nodules < 4 mm are "irrelevant"). The
    detection-score threshold is the lowest at which validation FPs/scan ≤ ``max_fp_per_scan``;
    bf16 is adopted only if sensitivity, CPM and Dice move ≤ 0.005 against fp32.
-2. Test phantoms (other seeds): the full pipeline with the calibrated card; sensitivity, FPs/scan,
+2. The same validation phantoms through the whole pipeline: the ensemble's malignant threshold
+   on the nodules it detects (Youden's J), written into every malignancy member's card where the
+   ensemble ranks those nodules well enough for a cut to mean something (patch-trained members
+   called nearly every nodule of a whole scan malignant at 0.5).
+3. Test phantoms (other seeds): the full pipeline with the calibrated card; sensitivity, FPs/scan,
    FROC/CPM, per-nodule Dice of detected nodules. Numbers go into the U-Net card's metrics.
 """
 
@@ -21,7 +25,7 @@ from ai_engine.evaluate import Annotation, Candidate, dice_per_nodule, evaluate_
 from ai_engine.evaluate.synthetic import malignancy_pairs, relevant_truth, truth_annotations
 from ai_engine.models.card import read_card, write_card
 from ai_engine.pipelines import inference
-from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, candidates, segment
+from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, candidates, malignant_threshold, segment
 from ai_engine.pipelines.models import CTModels
 from ai_engine.pipelines.timing import StageTimer
 from ai_engine.preprocess import VolumeGeometry, lung_bbox, resample_to_reference
@@ -30,6 +34,7 @@ from ai_engine.synthetic import Phantom, make_ct_phantom
 EVAL_SHAPE_ZYX = (192, 320, 320)
 EVAL_SPACING_MM = (0.9, 0.9, 1.25)  # anisotropic, so resampling is exercised
 BF16_TOLERANCE = 0.005
+MIN_AUC_TO_CALIBRATE = 0.65
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,9 +132,12 @@ def _public(summary: dict) -> dict:
 
 def calibrate_pipeline(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8, n_test: int = 12,
                        max_fp_per_scan: float = 1.0, profile: str = "demo") -> dict:
-    """Calibrate the detection threshold and the bf16 decision, then test; both go into the U-Net card."""
+    """Calibrate the detection threshold, the bf16 decision and the malignant threshold, then test;
+    the results go into the cards."""
     validation = calibrate_detection(weights_dir, seed, device, n_val, max_fp_per_scan, profile)
-    return {"validation": validation, "test": evaluate_pipeline(weights_dir, seed, device, n_test, profile)}
+    malignancy = calibrate_malignancy(weights_dir, seed, device, n_val, profile)
+    return {"validation": validation, "malignancy": malignancy,
+            "test": evaluate_pipeline(weights_dir, seed, device, n_test, profile)}
 
 
 def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8,
@@ -147,6 +155,51 @@ def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n
                   "n_scans": n_val, "data": _describe(n_val)}
     write_card(replace(card, input_spec=spec, metrics={**card.metrics, "pipeline_validation": validation}), weights_dir)
     return validation
+
+
+def calibrate_malignancy(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8,
+                         profile: str = "demo") -> dict:
+    """The ensemble's malignant threshold from the nodules the pipeline detects on validation phantoms.
+
+    Adopted only where the ensemble ranks those nodules with AUC ≥ ``MIN_AUC_TO_CALIBRATE``: a cut
+    fitted where it barely ranks them is noise, so the card keeps its threshold (the metrics record both).
+    """
+    weights_dir = Path(weights_dir)
+    models = CTModels.load(weights_dir, profile)
+    pairs = []
+    for ph in eval_phantoms(seed, "validation", n_val):
+        pairs += malignancy_pairs(analyze_ct(ph.volume, models, PipelineConfig(device=device)), ph)
+    y, p = np.array([q[0] for q in pairs], int), np.array([q[1] for q in pairs], float)
+    auc = _auc(pairs)
+    current = malignant_threshold(models.malignancy)
+    fitted = youden_threshold(y, p, default=current)
+    adopted = bool(auc >= MIN_AUC_TO_CALIBRATE)  # NaN (one class only) is not adopted either
+    threshold = fitted if adopted else current
+    info = {"malignant_threshold": threshold, "rule": "Youden's J on detected nodules", "youden_threshold": fitted,
+            "adopted": adopted, "min_auc_to_adopt": MIN_AUC_TO_CALIBRATE, "n_detected": len(pairs),
+            "n_malignant": int(y.sum()), "auc_detected": auc, **_rates(y, p, threshold), "data": _describe(n_val)}
+    for member in models.malignancy:
+        card = read_card(weights_dir, member.card.name, profile)
+        write_card(replace(card, input_spec=card.input_spec.with_thresholds(malignant=threshold),
+                           metrics={**card.metrics, "pipeline_malignancy_calibration": info}), weights_dir)
+    return info
+
+
+def youden_threshold(y: np.ndarray, p: np.ndarray, default: float = 0.5) -> float:
+    """The score cut maximising sensitivity + specificity − 1, halfway to the next lower score
+    (``default`` when one class is missing)."""
+    if len(set(y.tolist())) < 2:
+        return default
+    cuts = np.unique(p)[::-1]
+    j = [np.mean(p[y == 1] >= t) - np.mean(p[y == 0] >= t) for t in cuts]
+    k = int(np.argmax(j))
+    return float((cuts[k] + cuts[k + 1]) / 2) if k + 1 < len(cuts) else float(cuts[k])
+
+
+def _rates(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    called = p >= threshold
+    return {"sensitivity": float(called[y == 1].mean()) if (y == 1).any() else float("nan"),
+            "specificity": float((~called[y == 0]).mean()) if (y == 0).any() else float("nan")}
 
 
 def evaluate_pipeline(weights_dir: Path, seed: int = 0, device: str = "cpu", n_test: int = 12,

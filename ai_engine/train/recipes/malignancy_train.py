@@ -1,6 +1,6 @@
 """Train one malignancy ensemble member on synthetic nodule patches (data seed 11), fresh or warm-started,
 then score it on 400 fresh patches (malignancy_set seed 2, never trained on).
-Usage: [INIT=WEIGHTS_DIR] [TAG=-suffix] [OUT_ROOT=DIR] python malignancy_train.py NAME N_CASES EPOCHS STEPS LR [THREADS]
+Usage: [INIT=WEIGHTS_DIR] [TAG=-suffix] [OUT_ROOT=DIR] [CACHE=FILE.pt] python malignancy_train.py NAME N_CASES EPOCHS STEPS LR [THREADS]
 Writes OUT_ROOT/mal-NAME-N_CASES-EPOCHSxSTEPS-LR[TAG]/ (weights, card, heldout_seed2_probs.npy)."""
 import sys, time
 from pathlib import Path
@@ -10,19 +10,27 @@ torch.set_num_threads(THREADS)
 from ai_engine.train import run as runmod
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import malignancy_set, parse_data
-from ai_engine.train.loop import predict
+from ai_engine.train.loop import TensorSet, predict
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 name, N, epochs, steps, lr = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 OUT = Path(__import__("os").environ.get("OUT_ROOT", "recipes-out")) / (f"mal-{name}-{N}-{epochs}x{steps}-{lr}" + __import__("os").environ.get("TAG", ""))
 SEED = 11
 t0=time.time()
 src = parse_data("synthetic")
-parts = runmod.partition(malignancy_set(src, N, SEED), SEED)
+import os
+cache = os.environ.get("CACHE")  # the patches, saved once so a second run (or member) skips generating them
+if cache and os.path.exists(cache):
+    saved = torch.load(cache)  # tensors and a list of ids only, so the default weights_only load works
+    data = TensorSet(saved["x"], saved["y"], tuple(saved["ids"]))
+else:
+    data = malignancy_set(src, N, SEED)
+    if cache:
+        torch.save({"x": data.x, "y": data.y, "ids": list(data.patient_ids)}, cache)
+parts = runmod.partition(data, SEED)
 print("data", len(parts.train), f"{time.time()-t0:.0f}s", flush=True)
 bf16 = name != "convnext-tiny-3d"
 task = ClassificationTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=bf16, monitor="auc")
 cfg = TrainConfig(epochs=epochs, batch_size=16, n_cases=N, steps_per_epoch=steps, lr=lr, patience=epochs, seed=SEED, progress=False, bf16=bf16, num_threads=THREADS)
-import os
 init = Path(os.environ['INIT']) if os.environ.get('INIT') else None
 res = runmod.train_model(name, parts, task, cfg, src, OUT, init_from=init)
 print("history", [(h["epoch"], round(h["loss"],3), round(h["auc"],3)) for h in res.history], flush=True)

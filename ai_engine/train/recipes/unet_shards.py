@@ -1,57 +1,30 @@
-"""Segmentation training patches from phantoms scanned at varied spacing and resampled to 1 mm
-exactly as inference does (the sampling ``ai_engine.train.data.segmentation_set`` now implements for
-``pulmonode train segmentation``). Shards of 25 phantoms: x float16 [n,1,P,P,P], y uint8, ids.
-Usage: python unet_shards.py SEED START STOP OUT_DIR   (shipped weights: 0 0 200)."""
+"""Segmentation training patches in shards of 25 phantoms, sampled exactly as
+``ai_engine.train.data.segmentation_set`` samples for ``pulmonode train segmentation`` (phantoms
+scanned at varied spacing, resampled to 1 mm as inference does, linearly resampled mask ≥ 0.5 as the
+target); shards let two processes share the work and let training reload without regenerating.
+Shard file: x float16 [n,1,48,48,48], y uint8, ids.
+Usage: python unet_shards.py SEED START STOP OUT_DIR
+Session 3: seed 0, phantoms 0..300 in two processes (0 150 and 150 300) with the extra small nodules
+0.6 solid / 0.2 part-solid / 0.2 ground-glass, then seed 1, 0..200 with today's 0.4 / 0.3 / 0.3
+(``data.SMALL_NODULE_TYPES``). Session 2's round B used an earlier version of this script with
+nearest-resampled masks (git history)."""
 import sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
-from ai_engine.findings import NoduleType
-from ai_engine.models.inputs import crop_centered, window01
-from ai_engine.models.registry import LUNG_WINDOW_HU
-from ai_engine.preprocess import VolumeGeometry, resample_isotropic, resample_to_reference
-from ai_engine.synthetic import NoduleSpec, make_ct_phantom
+from ai_engine.models.inputs import crop_centered
+from ai_engine.train.data import _patch_centres, _synthetic_case
 P = 48
+EXTENT_MM = (200, 288, 288)  # segmentation_set's default phantom extent
 SEED, START, STOP, OUT = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 t0 = time.time()
-
-def case(i):
-    rng = np.random.default_rng([SEED, i, 5])
-    sx = float(rng.uniform(0.7, 1.0)); sz = float(rng.choice([1.0, 1.25, 1.5, 2.0]))
-    shape = (int(200 / sz), int(300 / sx), int(300 / sx))
-    n_small = int(rng.integers(1, 4))
-    kinds = [NoduleType.SOLID, NoduleType.PART_SOLID, NoduleType.GROUND_GLASS]
-    types = [kinds[k] for k in rng.choice(3, size=n_small, p=[.6, .2, .2])]
-    specs = [NoduleSpec(diameter_mm=float(rng.uniform(4, 10) if t != NoduleType.PART_SOLID else rng.uniform(6, 12)),
-                        nodule_type=t) for t in types]
-    specs += [NoduleSpec() for _ in range(int(rng.integers(0, 3)))]
-    ph = make_ct_phantom(seed=int(rng.integers(2**31)), shape_zyx=shape, spacing_mm=(sx, sx, sz), nodule_spec=specs)
-    iso = resample_isotropic(ph.volume, 1.0)
-    img = window01(iso.hu, LUNG_WINDOW_HU)
-    lab = resample_to_reference(np.asarray(ph.nodule_mask).astype(np.uint16), VolumeGeometry.of(ph.volume), VolumeGeometry.of(iso), "nearest")
-    lung = resample_to_reference(np.asarray(ph.lung_mask).astype(np.uint8), VolumeGeometry.of(ph.volume), VolumeGeometry.of(iso), "nearest") > 0
-    mask = (lab > 0).astype(np.uint8)
-    cs = []
-    for k in np.unique(lab[lab > 0]):
-        c = np.argwhere(lab == k).mean(0)
-        d = (lab == k).sum() ** (1 / 3)
-        cs += [c + rng.uniform(-P / 4, P / 4, 3) for _ in range(3 if d < 10 else 2)]
-    npos = len(cs)
-    from scipy import ndimage
-    near = ndimage.binary_dilation(mask > 0, iterations=8)
-    free = lung & ~near
-    dense = np.argwhere(free & (iso.hu > -500))
-    anyl = np.argwhere(free)
-    nneg = max(npos, 4)
-    cs += [anyl[k] for k in rng.integers(len(anyl), size=nneg // 4)]
-    src = dense if len(dense) else anyl
-    cs += [src[k] for k in rng.integers(len(src), size=nneg - nneg // 4)]
-    xs = [crop_centered(img, c, (P,) * 3).astype(np.float16) for c in cs]
-    ys = [crop_centered(mask, c, (P,) * 3) for c in cs]
-    return xs, ys, [f"seg-{SEED}-{i}"] * len(cs)
-
+rng = np.random.default_rng([SEED, START])
 for s0 in range(START, STOP, 25):
     X, Y, I = [], [], []
     for i in range(s0, min(s0 + 25, STOP)):
-        x, y, ids = case(i); X += x; Y += y; I += ids
+        pid, image01, mask, lung, centres = _synthetic_case(SEED, i, EXTENT_MM)
+        for c in _patch_centres(rng, centres, image01, mask, lung, P):
+            X.append(crop_centered(image01, c, (P,) * 3).astype(np.float16))
+            Y.append(crop_centered(mask, c, (P,) * 3))
+            I.append(pid)
     np.savez(f"{OUT}/shard_{SEED}_{s0:05d}.npz", x=np.stack(X)[:, None], y=np.stack(Y)[:, None], ids=np.array(I))
     print(f"shard {s0} patches={len(X)} {time.time()-t0:.0f}s", flush=True)

@@ -1,0 +1,71 @@
+"""Whole-scan calibration of the ensemble's malignant threshold, and the findings that follow it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ai_engine.pipelines import CTModels, analyze_ct
+from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR
+from ai_engine.train import calibrate
+from ai_engine.train.calibrate import eval_phantoms, youden_threshold
+
+SEED = 3  # its first two validation phantoms give detected nodules of both classes with the shipped weights
+
+
+def test_youden_threshold_separates_and_falls_halfway_to_the_next_score():
+    y = np.array([0, 0, 1, 1])
+    assert youden_threshold(y, np.array([0.2, 0.3, 0.6, 0.9])) == pytest.approx(0.45)
+    # J ties at 0.8 and 0.35: the first (highest) cut wins, halfway down to 0.4
+    assert youden_threshold(y, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.6)
+    assert youden_threshold(np.array([1, 1]), np.array([0.2, 0.9]), default=0.5) == 0.5
+
+
+@pytest.fixture()
+def weights(tmp_path):
+    out = tmp_path / "weights"
+    shutil.copytree(SHIPPED_WEIGHTS_DIR, out)
+    return out
+
+
+def _member_cards(weights) -> list[dict]:
+    return [json.loads((weights / f"{n}-demo.json").read_text()) for n in ("densenet121-3d", "convnext-tiny-3d")]
+
+
+def test_a_calibrated_threshold_goes_into_every_member_card_and_the_findings(weights, monkeypatch):
+    monkeypatch.setattr(calibrate, "MIN_AUC_TO_CALIBRATE", 0.0)  # adopt whatever the two scans give
+    info = calibrate.calibrate_malignancy(weights, seed=SEED, n_val=2)
+    assert info["adopted"] and info["malignant_threshold"] == info["youden_threshold"]
+    cards = _member_cards(weights)
+    assert {c["input_spec"]["thresholds"]["malignant"] for c in cards} == {info["malignant_threshold"]}
+    assert all(c["metrics"]["pipeline_malignancy_calibration"]["n_detected"] == info["n_detected"] for c in cards)
+    assert info["n_detected"] > 0 and 0.0 < info["malignant_threshold"] < 1.0
+
+    findings = analyze_ct(eval_phantoms(SEED, "validation", 1)[0].volume, CTModels.load(weights, "demo"))
+    assert findings.nodules
+    for n in findings.nodules:
+        assert n.malignancy_threshold == info["malignant_threshold"]
+        assert n.malignant == (n.malignancy_probability >= info["malignant_threshold"])
+        assert (n.subtype is not None) == n.malignant  # the subtype step follows the same call
+
+
+def test_a_threshold_fitted_where_the_ensemble_barely_ranks_is_not_adopted(weights, monkeypatch):
+    before = {c["input_spec"]["thresholds"]["malignant"] for c in _member_cards(weights)}
+    monkeypatch.setattr(calibrate, "MIN_AUC_TO_CALIBRATE", 1.01)  # no AUC reaches it
+    info = calibrate.calibrate_malignancy(weights, seed=SEED, n_val=2)
+    assert not info["adopted"] and {info["malignant_threshold"]} == before
+    cards = _member_cards(weights)
+    assert {c["input_spec"]["thresholds"]["malignant"] for c in cards} == before
+    assert all(c["metrics"]["pipeline_malignancy_calibration"]["youden_threshold"] == info["youden_threshold"]
+               for c in cards)
+
+
+def test_nodule_malignant_follows_its_threshold():
+    findings = analyze_ct(eval_phantoms(SEED, "validation", 1)[0].volume, CTModels.load(SHIPPED_WEIGHTS_DIR, "demo"))
+    n = findings.nodules[0]
+    assert replace(n, malignancy_threshold=n.malignancy_probability).malignant
+    assert not replace(n, malignancy_threshold=n.malignancy_probability + 1e-6).malignant
