@@ -22,6 +22,7 @@ import torch
 from scipy import ndimage
 
 from ai_engine.evaluate import Annotation, Candidate, dice_per_nodule, evaluate_detection
+from ai_engine.evaluate.classification import roc_curve
 from ai_engine.evaluate.synthetic import malignancy_pairs, relevant_truth, truth_annotations
 from ai_engine.models.card import read_card, write_card
 from ai_engine.pipelines import inference
@@ -190,10 +191,11 @@ def youden_threshold(y: np.ndarray, p: np.ndarray, default: float = 0.5) -> floa
     (``default`` when one class is missing)."""
     if len(set(y.tolist())) < 2:
         return default
-    cuts = np.unique(p)[::-1]
-    j = [np.mean(p[y == 1] >= t) - np.mean(p[y == 0] >= t) for t in cuts]
-    k = int(np.argmax(j))
-    return float((cuts[k] + cuts[k + 1]) / 2) if k + 1 < len(cuts) else float(cuts[k])
+    roc = roc_curve(y.tolist(), p.tolist())
+    j = np.subtract(roc.tpr, roc.fpr)[1:]  # the first point (+inf) calls nothing positive
+    cut = roc.thresholds[1 + int(np.argmax(j))]
+    lower = p[p < cut]
+    return float((cut + lower.max()) / 2) if lower.size else float(cut)
 
 
 def _rates(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
