@@ -287,15 +287,27 @@ def _obx(group: Group, set_id: int, obx: Obx, status: str, now: datetime) -> Non
 
 
 def text_repetitions(er7_text: str, limit: int = 199) -> list[str]:
-    """TX text as OBX-5 repetitions of at most ``limit`` characters, split between words
-    (escape sequences hold no spaces, so they are never cut)."""
+    """TX text as OBX-5 repetitions of at most ``limit`` characters, split between words; a word
+    longer than ``limit`` is cut into pieces, never inside an escape sequence (nothing is lost)."""
     lines: list[str] = []
     for word in er7_text.split(" "):
         if lines and len(lines[-1]) + 1 + len(word) <= limit:
             lines[-1] += " " + word
         else:
-            lines.append(word[:limit])
+            lines += _pieces(word, limit)
     return lines
+
+
+def _pieces(word: str, limit: int) -> list[str]:
+    out, start = [], 0
+    while len(word) - start > limit:
+        cut = start + limit
+        if word.count("\\", start, cut) % 2:  # an escape (\F\, \X0D\ ...) is open at the cut
+            opened = word.rindex("\\", start, cut)
+            cut = opened if opened > start else cut  # an escape longer than ``limit`` is cut anyway
+        out.append(word[start:cut])
+        start = cut
+    return out + [word[start:]]
 
 
 # --- observations: the findings as OBX rows ------------------------------------------------

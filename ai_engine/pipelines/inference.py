@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,16 +9,10 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
+from ai_engine.models.precision import autocast
 from ai_engine.models.spec import InputSpec
 
 BBox = tuple[slice, slice, slice]  # z, y, x index slices (preprocess.lung_bbox)
-
-
-def autocast(enabled: bool, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast when enabled (oneDNN bf16 kernels on AVX512_BF16 CPUs), else a no-op."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @torch.inference_mode()

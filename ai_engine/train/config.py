@@ -18,7 +18,7 @@ class TrainConfig:
     device: str = "cpu"
     num_threads: int = 2
     augment: bool = True
-    bf16: bool = True  # bf16 autocast for forward passes (oneDNN; 5-15x faster than fp32 on this CPU)
+    bf16: bool = True  # bf16 autocast for forward passes where the device has bf16 kernels (models.precision)
     folds: int = 1  # > 1: k-fold cross-validation on train+val, metrics averaged
     n_cases: int = 200  # synthetic: number of simulated patients
     phantom_shape_zyx: tuple[int, int, int] = (200, 288, 288)  # synthetic segmentation phantoms, 1 mm voxels

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ai_engine.models.precision import autocast
 from ai_engine.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def _one_epoch(model: nn.Module, data: TensorSet, task: Task, opt: torch.optim.O
         x, y = data.x[t].float(), data.y[t]
         if config.augment:
             x, y = task.augment(x, y)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+        with autocast(config.bf16, device):
             logits = model(x.to(device))
         loss = task.loss(logits.float(), y.to(device))
         opt.zero_grad(set_to_none=True)
@@ -108,6 +109,6 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     model.eval()
     outs = []
     for i in range(0, len(x), batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(bf16, device):
             outs.append(transform(model(x[i:i + batch_size].float().to(device)).float()).cpu())
     return torch.cat(outs)

@@ -11,6 +11,7 @@ import torch
 
 from ai_engine.models import registry
 from ai_engine.models.card import ModelCard, load_model, read_card, save_checkpoint
+from ai_engine.models.precision import bf16_fast
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import DataSource
 from ai_engine.train.loop import FitResult, Task, TensorSet, fit
@@ -59,14 +60,14 @@ def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, s
                "test": task.evaluate(model, parts.test, device),
                "n_train": len(parts.train), "n_val": len(parts.val), "n_test": len(parts.test),
                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run}
-    if config.bf16:  # bf16 is kept for inference only if the held-out metrics move ≤ 0.005
+    if config.bf16 and bf16_fast(device):  # kept for inference only if held-out metrics move ≤ 0.005
         metrics["test_fp32"] = replace(task, bf16=False).evaluate(model, parts.test, device)
         delta = max(abs(metrics["test"][k] - metrics["test_fp32"][k]) for k in metrics["test"])
         spec = replace(spec, bf16_autocast=bool(delta <= BF16_TOLERANCE))
         metrics["bf16_minus_fp32_max_abs"] = delta
     if config.folds > 1:
         metrics["cross_validation"] = cross_validate(name, _join(parts.train, parts.val), task, config)
-    training = {**config.to_json(), "optimizer": "Adam", "scheduler": "CosineAnnealingLR",
+    training = {**config.to_json(), "bf16_native": bf16_fast(device), "optimizer": "Adam", "scheduler": "CosineAnnealingLR",
                 "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01"}
     if init_from is not None:
         training["init_from"] = f"{init_from} {name}-{config.profile} sha256 {read_card(init_from, name, config.profile).sha256}"

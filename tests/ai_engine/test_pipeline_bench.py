@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ai_engine.models.precision import bf16_fast
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -19,7 +21,9 @@ def test_inference_bench_smoke(tmp_path):
     assert result["matmul_fp32_gflops"] > 0 and result["total_s"] > 0
     assert {"resample", "lung_mask", "segmentation", "malignancy"} <= set(result["stages_s"])
     runtimes = result["unet"]["runtimes"]
-    assert {"eager fp32", "torchscript frozen fp32", "eager bf16 autocast"} <= set(runtimes)
+    assert {"eager fp32", "torchscript frozen fp32"} <= set(runtimes)
+    # bf16 is timed only where the CPU has bf16 kernels (the pipeline falls back to fp32 elsewhere)
+    assert ("eager bf16 autocast" in runtimes) == result["bf16_native"] == bf16_fast("cpu")
     assert runtimes["torchscript frozen fp32"]["mask_dice_vs_fp32"] > 0.99
     assert all(r["gflops_per_s"] > 0 for r in runtimes.values())
     assert "GFLOP/s" in proc.stdout and "vs eager fp32" in proc.stdout

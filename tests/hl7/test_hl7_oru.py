@@ -196,3 +196,14 @@ def test_long_management_text_is_sent_as_repetitions() -> None:
     value = obx.split("|")[5]
     assert "~" in value and value.replace("~", " ") == management
     assert all(len(part) <= 199 for part in text_repetitions(management))
+
+
+def test_a_word_longer_than_a_repetition_is_cut_whole_and_never_inside_an_escape() -> None:
+    from hl7.oru import text_repetitions
+
+    word = "x" * 197 + "\\F\\" + "y" * 250  # the field-separator escape straddles 199
+    parts = text_repetitions("see " + word + " end")
+    assert parts[0] == "see" and parts[-1].endswith(" end")
+    assert all(len(p) <= 199 for p in parts)
+    assert "".join(parts[1:]).removesuffix(" end") == word  # nothing lost
+    assert parts[1] == "x" * 197 and parts[2].startswith("\\F\\")  # the escape stays whole

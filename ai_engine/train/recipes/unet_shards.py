@@ -6,7 +6,8 @@ Shard file: x float16 [n,1,48,48,48], y uint8, ids.
 Usage: python unet_shards.py SEED START STOP OUT_DIR
 Session 3: seed 0, phantoms 0..300 in two processes (0 150 and 150 300) with the extra small nodules
 0.6 solid / 0.2 part-solid / 0.2 ground-glass, then seed 1, 0..200 with today's 0.4 / 0.3 / 0.3
-(``data.SMALL_NODULE_TYPES``). Session 2's round B used an earlier version of this script with
+(``data.SMALL_NODULE_TYPES``). Session 4: seed 2, 0..300 in two processes, in-plane spacing
+0.7–1.4 mm (``data.IN_PLANE_SPACING_MM``; sessions 2–3 drew 0.7–1.0). Session 2's round B used an earlier version of this script with
 nearest-resampled masks (git history)."""
 import sys, time
 import numpy as np, torch
