@@ -70,8 +70,9 @@ def segmentation_set(source: DataSource, n_cases: int, seed: int, patch: int = 4
                      tuple(ids))
 
 
-# ground-glass and part-solid edges are the faint ones (their Dice lagged the solid nodules' by 0.2)
+# a U-Net that had only seen 0.7–1.0 mm let 2.2 FPs/scan through on 1.25 mm scans
 IN_PLANE_SPACING_MM = (0.7, 1.4)
+# ground-glass and part-solid edges are the faint ones (their Dice lagged the solid nodules' by 0.2)
 SMALL_NODULE_TYPES = ((NoduleType.SOLID, 0.4), (NoduleType.PART_SOLID, 0.3), (NoduleType.GROUND_GLASS, 0.3))
 
 
@@ -79,7 +80,7 @@ def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int]
                     ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, list]:
     """One phantom: 1–3 extra small nodules (4–10 mm; part-solid 6–12 mm) besides 0–2 drawn from the
     label model, since small ones are what a detector misses; in-plane spacing U(0.7, 1.4) mm and
-    slices of 1–2 mm (a U-Net that had only seen 0.7–1.0 mm let 2.2 FPs/scan through on 1.25 mm scans), resampled to 1 mm as inference does (linear image; the target mask is the
+    slices of 1–2 mm, resampled to 1 mm as inference does (linear image; the target mask is the
     linearly resampled mask ≥ 0.5, the nearest-resampled labels only locate the nodules)."""
     from ai_engine.preprocess import VolumeGeometry, resample_isotropic, resample_to_reference
     from ai_engine.synthetic import NoduleSpec, make_ct_phantom
