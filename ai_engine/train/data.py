@@ -76,9 +76,19 @@ IN_PLANE_SPACING_MM = (0.7, 1.4)
 SMALL_NODULE_TYPES = ((NoduleType.SOLID, 0.4), (NoduleType.PART_SOLID, 0.3), (NoduleType.GROUND_GLASS, 0.3))
 
 
-def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int]
+@dataclass(frozen=True)
+class SmallNodules:
+    """The extra small nodules of a training phantom: how many (inclusive range), how large (the
+    smallest diameter, 6 mm for part-solid, plus U(0, span_mm)) and of which types (weights)."""
+
+    count: tuple[int, int] = (1, 3)
+    span_mm: float = 6.0
+    types: tuple[tuple[NoduleType, float], ...] = SMALL_NODULE_TYPES
+
+
+def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int], small: SmallNodules = SmallNodules()
                     ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, list]:
-    """One phantom: 1–3 extra small nodules (4–10 mm; part-solid 6–12 mm) besides 0–2 drawn from the
+    """One phantom: 1–3 extra small nodules (4–10 mm; part-solid 6–12 mm; ``small``) besides 0–2 drawn from the
     label model, since small ones are what a detector misses; in-plane spacing U(0.7, 1.4) mm and
     slices of 1–2 mm, resampled to 1 mm as inference does (linear image; the target mask is the
     linearly resampled mask ≥ 0.5, the nearest-resampled labels only locate the nodules)."""
@@ -88,11 +98,11 @@ def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int]
     rng = np.random.default_rng([seed, i])
     sxy, sz = float(rng.uniform(*IN_PLANE_SPACING_MM)), float(rng.choice([1.0, 1.25, 1.5, 2.0]))
     shape = (int(extent_mm[0] / sz), int(extent_mm[1] / sxy), int(extent_mm[2] / sxy))
-    kinds, weights = zip(*SMALL_NODULE_TYPES)
+    kinds, weights = zip(*small.types)
     specs = []
-    for k in rng.choice(len(kinds), size=int(rng.integers(1, 4)), p=weights):
+    for k in rng.choice(len(kinds), size=int(rng.integers(small.count[0], small.count[1] + 1)), p=weights):
         low = 6.0 if kinds[k] == NoduleType.PART_SOLID else 4.0
-        specs.append(NoduleSpec(diameter_mm=float(rng.uniform(low, low + 6.0)), nodule_type=kinds[k]))
+        specs.append(NoduleSpec(diameter_mm=float(rng.uniform(low, low + small.span_mm)), nodule_type=kinds[k]))
     specs += [NoduleSpec() for _ in range(int(rng.integers(0, 3)))]
     ph = make_ct_phantom(seed=int(rng.integers(2**31)), shape_zyx=shape, spacing_mm=(sxy, sxy, sz),
                          nodule_spec=specs)
@@ -130,18 +140,21 @@ def _patch_centres(rng: np.random.Generator, centres: list, image01: np.ndarray,
     return out
 
 
-def malignancy_set(source: DataSource, n_cases: int, seed: int) -> TensorSet:
+def malignancy_set(source: DataSource, n_cases: int, seed: int, with_margin: bool = False) -> TensorSet:
     """64³ nodule patches at 1 mm, label 1 = malignant; half the synthetic cases malignant.
-    Images are stored float16 (0.5 MB a patch, so ten thousand fit in memory); the loop casts."""
+    Images are stored float16 (0.5 MB a patch, so ten thousand fit in memory); the loop casts.
+    ``with_margin`` (synthetic only) makes y [N, 2]: malignant, and the margin's index in
+    ``MORPHOLOGIES`` (round, lobulated, spiculated), for training with an auxiliary margin head."""
     if source.kind != "synthetic":
         return _dataset_patches(source, n_cases, task="malignancy")
     from ai_engine.synthetic import make_nodule_patch
+    from ai_engine.synthetic.truth import MORPHOLOGIES
 
     xs, ys, ids = [], [], []
     for i in range(n_cases):
         patch, truth = make_nodule_patch(seed=_case_seed(seed, i), malignant=bool(i % 2))
         xs.append(window01(patch, LUNG_WINDOW_HU).astype(np.float16))
-        ys.append(int(truth.malignant))
+        ys.append([int(truth.malignant), MORPHOLOGIES.index(truth.morphology)] if with_margin else int(truth.malignant))
         ids.append(f"synthetic-{seed}-{i}")
     return TensorSet(torch.from_numpy(np.stack(xs))[:, None], torch.tensor(ys), tuple(ids))
 

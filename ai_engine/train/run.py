@@ -52,6 +52,17 @@ def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, s
     ``calibrate`` picks operating thresholds on the validation partition; they go into the spec.
     """
     model, result = _fresh_fit(name, parts.train, parts.val, task, config, init_from=init_from)
+    return save_trained(name, model, result, parts, task, config, source, out_dir, calibrate, init_from)
+
+
+def save_trained(name: str, model: torch.nn.Module, result: FitResult, parts: Partitions, task: Task,
+                 config: TrainConfig, source: DataSource, out_dir: Path, calibrate: Calibrator | None = None,
+                 init_from: Path | None = None, notes: dict | None = None) -> TrainResult:
+    """Evaluate a fitted ``model`` on validation and test, decide bf16, save weights + card.
+
+    ``notes`` go into the card's training record (for recipes that fit with something extra, e.g. an
+    auxiliary head that is dropped before saving).
+    """
     device = torch.device(config.device)
     spec = registry.entry(name).spec
     if calibrate is not None:
@@ -68,7 +79,7 @@ def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, s
     if config.folds > 1:
         metrics["cross_validation"] = cross_validate(name, _join(parts.train, parts.val), task, config)
     training = {**config.to_json(), "bf16_native": bf16_fast(device), "optimizer": "Adam", "scheduler": "CosineAnnealingLR",
-                "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01"}
+                "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01", **(notes or {})}
     if init_from is not None:
         training["init_from"] = f"{init_from} {name}-{config.profile} sha256 {read_card(init_from, name, config.profile).sha256}"
     card = ModelCard(name=name, architecture=registry.entry(name).architecture, profile=config.profile,

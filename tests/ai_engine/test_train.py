@@ -195,3 +195,29 @@ def test_build_demo_weights_composes_every_model(tmp_path, monkeypatch):
         assert 0.0 <= card["metrics"]["ensemble_test"]["accuracy"] <= 1.0
     for name in ("unet3d", "densenet121-3d", "convnext-tiny-3d", "efficientnet-b3"):
         load_model(name, tmp_path, "demo")  # sha256 verified
+
+
+def test_malignancy_set_with_margin_labels_each_patch_with_its_drawn_margin():
+    """The auxiliary margin target is the phantom's own margin, on the same patches as the plain set."""
+    from ai_engine.synthetic import make_nodule_patch
+    from ai_engine.synthetic.truth import MORPHOLOGIES
+    from ai_engine.train.data import _case_seed, malignancy_set
+
+    plain = malignancy_set(parse_data("synthetic"), n_cases=6, seed=5)
+    both = malignancy_set(parse_data("synthetic"), n_cases=6, seed=5, with_margin=True)
+    assert both.y.shape == (6, 2) and torch.equal(both.y[:, 0], plain.y) and torch.equal(both.x, plain.x)
+    margins = [MORPHOLOGIES.index(make_nodule_patch(seed=_case_seed(5, i), malignant=bool(i % 2))[1].morphology)
+               for i in range(6)]
+    assert both.y[:, 1].tolist() == margins
+
+
+def test_synthetic_case_draws_the_requested_small_nodules():
+    """``SmallNodules`` sets how many extra nodules a training phantom gets; the default is unchanged."""
+    from ai_engine.findings import NoduleType
+    from ai_engine.train.data import SmallNodules, _synthetic_case
+
+    many = SmallNodules(count=(4, 4), span_mm=2.0, types=((NoduleType.GROUND_GLASS, 1.0),))
+    assert len(_synthetic_case(7, 0, (96, 160, 160), many)[4]) >= 4
+    default = _synthetic_case(7, 0, (96, 160, 160))
+    again = _synthetic_case(7, 0, (96, 160, 160), SmallNodules())
+    assert np.array_equal(default[2], again[2]) and len(default[4]) == len(again[4])

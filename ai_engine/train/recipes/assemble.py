@@ -1,6 +1,9 @@
 """Assemble the final weight set (EfficientNet-B3 from ai_engine/weights) and record the malignancy ensemble's
-metrics in both member cards. Usage: python assemble.py OUT UNET_DIR DENSENET_DIR CONVNEXT_DIR"""
-import shutil, sys, json
+metrics in both member cards. Usage: [TEST_SEED=11] python assemble.py OUT UNET_DIR DENSENET_DIR CONVNEXT_DIR
+The ensemble's test partition is that of malignancy_set(3000, TEST_SEED), split seed 11. Session 5's
+members were fine-tuned on seed-11 patches under another split, so that set was assembled with
+TEST_SEED=12 (patches no member has seen)."""
+import os, shutil, sys, json
 from dataclasses import replace
 from pathlib import Path
 import numpy as np, torch
@@ -18,7 +21,8 @@ for src, name in ((UNET, "unet3d"), (DENSE, "densenet121-3d"), (CNX, "convnext-t
     for ext in (".pt", ".json"):
         shutil.copy(src / f"{name}-demo{ext}", OUT / f"{name}-demo{ext}")
 src = parse_data("synthetic")
-test = partition(malignancy_set(src, 3000, 11), 11).test
+TEST_SEED = int(os.environ.get("TEST_SEED", "11"))
+test = partition(malignancy_set(src, 3000, TEST_SEED), 11).test
 members = [load_model(n, OUT, "demo") for n in MALIGNANCY_MODELS]
 cards = _record_ensemble(members, test, OUT, TrainConfig(seed=11, n_cases=3000))
 held = malignancy_set(src, 400, 2)
@@ -31,5 +35,5 @@ res.update(ensemble_auc=ens["auc"], ensemble_accuracy=ens["accuracy"],
 for n in MALIGNANCY_MODELS:
     c = read_card(OUT, n, "demo")
     write_card(replace(c, metrics={**c.metrics, "ensemble_heldout_seed2": res,
-                                   "ensemble_test_data": "test partition (450 patches) of malignancy_set('synthetic', 3000, seed=11), patient split seed 11"}), OUT)
+                                   "ensemble_test_data": f"test partition (450 patches) of malignancy_set('synthetic', 3000, seed={TEST_SEED}), patient split seed 11"}), OUT)
 print(json.dumps({"ensemble_test": cards[0].metrics["ensemble_test"], "heldout_seed2": res}, indent=1))

@@ -6,7 +6,7 @@ Usage: nice -n 19 .venv/bin/python compare_malignancy.py OLD_DIR NEW_DIR"""
 import json, sys
 from pathlib import Path
 import numpy as np, torch
-torch.set_num_threads(2)
+torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))
 from ai_engine.models.card import load_model
 from ai_engine.train.classification import MALIGNANCY_MODELS
 from ai_engine.train.data import malignancy_set, parse_data
