@@ -88,8 +88,8 @@ class SmallNodules:
 
 def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int], small: SmallNodules = SmallNodules()
                     ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, list]:
-    """One phantom: 1–3 extra small nodules (4–10 mm; part-solid 6–12 mm; ``small``) besides 0–2 drawn from the
-    label model, since small ones are what a detector misses; in-plane spacing U(0.7, 1.4) mm and
+    """One phantom: extra small nodules (``small``; by default 1–3 of 4–10 mm, part-solid 6–12 mm) besides
+    0–2 drawn from the label model, since small ones are what a detector misses; in-plane spacing U(0.7, 1.4) mm and
     slices of 1–2 mm, resampled to 1 mm as inference does (linear image; the target mask is the
     linearly resampled mask ≥ 0.5, the nearest-resampled labels only locate the nodules)."""
     from ai_engine.preprocess import VolumeGeometry, resample_isotropic, resample_to_reference
