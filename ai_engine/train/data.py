@@ -84,6 +84,7 @@ class SmallNodules:
     count: tuple[int, int] = (1, 3)
     span_mm: float = 6.0
     types: tuple[tuple[NoduleType, float], ...] = SMALL_NODULE_TYPES
+    central: float = 0.0  # share placed near the hilum, against the large vessels and bronchi
 
 
 def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int], small: SmallNodules = SmallNodules()
@@ -102,7 +103,9 @@ def _synthetic_case(seed: int, i: int, extent_mm: tuple[int, int, int], small: S
     specs = []
     for k in rng.choice(len(kinds), size=int(rng.integers(small.count[0], small.count[1] + 1)), p=weights):
         low = 6.0 if kinds[k] == NoduleType.PART_SOLID else 4.0
-        specs.append(NoduleSpec(diameter_mm=float(rng.uniform(low, low + small.span_mm)), nodule_type=kinds[k]))
+        placement = "central" if small.central and rng.random() < small.central else None  # default: no draw
+        specs.append(NoduleSpec(diameter_mm=float(rng.uniform(low, low + small.span_mm)), nodule_type=kinds[k],
+                                placement=placement))
     specs += [NoduleSpec() for _ in range(int(rng.integers(0, 3)))]
     ph = make_ct_phantom(seed=int(rng.integers(2**31)), shape_zyx=shape, spacing_mm=(sxy, sxy, sz),
                          nodule_spec=specs)

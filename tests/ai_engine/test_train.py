@@ -218,6 +218,8 @@ def test_synthetic_case_draws_the_requested_small_nodules():
 
     many = SmallNodules(count=(4, 4), span_mm=2.0, types=((NoduleType.GROUND_GLASS, 1.0),))
     assert len(_synthetic_case(7, 0, (96, 160, 160), many)[4]) >= 4
+    hilar = SmallNodules(count=(4, 4), span_mm=2.0, types=((NoduleType.SOLID, 1.0),), central=1.0)
+    assert len(_synthetic_case(7, 0, (96, 160, 160), hilar)[4]) >= 4
     default = _synthetic_case(7, 0, (96, 160, 160))
     again = _synthetic_case(7, 0, (96, 160, 160), SmallNodules())
     assert np.array_equal(default[2], again[2]) and len(default[4]) == len(again[4])
