@@ -6,6 +6,7 @@ patch) is one simulated patient, so patient-level splits stay honest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,6 +161,18 @@ def malignancy_set(source: DataSource, n_cases: int, seed: int, with_margin: boo
         ys.append([int(truth.malignant), MORPHOLOGIES.index(truth.morphology)] if with_margin else int(truth.malignant))
         ids.append(f"synthetic-{seed}-{i}")
     return TensorSet(torch.from_numpy(np.stack(xs))[:, None], torch.tensor(ys), tuple(ids))
+
+
+def cached_set(cache: str | None, make: Callable[[], TensorSet]) -> TensorSet:
+    """``make()``, saved to ``cache`` the first time and loaded from it after (so a second run, or the
+    other ensemble member, skips generating the patches); no cache path: just ``make()``."""
+    if cache and Path(cache).exists():
+        saved = torch.load(cache)  # tensors and a list of ids only, so the default weights_only load works
+        return TensorSet(saved["x"], saved["y"], tuple(saved["ids"]))
+    data = make()
+    if cache:
+        torch.save({"x": data.x, "y": data.y, "ids": list(data.patient_ids)}, cache)
+    return data
 
 
 def subtype_set(source: DataSource, n_cases: int, seed: int) -> TensorSet:

@@ -26,7 +26,7 @@ from ai_engine.models.precision import bf16_fast
 from ai_engine.synthetic.truth import MORPHOLOGIES
 from ai_engine.train import run as runmod
 from ai_engine.train.config import TrainConfig
-from ai_engine.train.data import malignancy_set, parse_data
+from ai_engine.train.data import cached_set, malignancy_set, parse_data
 from ai_engine.train.loop import TensorSet, fit, predict
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
@@ -75,14 +75,7 @@ class MarginAuxTask(ClassificationTask):
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # per-epoch AUC
 t0 = time.time()
 src = parse_data("synthetic")
-cache = os.environ.get("CACHE")
-if cache and os.path.exists(cache):
-    saved = torch.load(cache)
-    data = TensorSet(saved["x"], saved["y"], tuple(saved["ids"]))
-else:
-    data = malignancy_set(src, N, SEED, with_margin=True)
-    if cache:
-        torch.save({"x": data.x, "y": data.y, "ids": list(data.patient_ids)}, cache)
+data = cached_set(os.environ.get("CACHE"), lambda: malignancy_set(src, N, SEED, with_margin=True))
 parts = runmod.partition(data, SEED)
 print("data", len(parts.train), f"{time.time()-t0:.0f}s", flush=True)
 bf16 = bf16_fast(torch.device("cpu")) and name != "convnext-tiny-3d"

@@ -9,8 +9,8 @@ THREADS=int(sys.argv[6]) if len(sys.argv)>6 else 1
 torch.set_num_threads(THREADS)
 from ai_engine.train import run as runmod
 from ai_engine.train.config import TrainConfig
-from ai_engine.train.data import malignancy_set, parse_data
-from ai_engine.train.loop import TensorSet, predict
+from ai_engine.train.data import cached_set, malignancy_set, parse_data
+from ai_engine.train.loop import predict
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 name, N, epochs, steps, lr = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 OUT = Path(__import__("os").environ.get("OUT_ROOT", "recipes-out")) / (f"mal-{name}-{N}-{epochs}x{steps}-{lr}" + __import__("os").environ.get("TAG", ""))
@@ -18,14 +18,7 @@ SEED = 11
 t0=time.time()
 src = parse_data("synthetic")
 import os
-cache = os.environ.get("CACHE")  # the patches, saved once so a second run (or member) skips generating them
-if cache and os.path.exists(cache):
-    saved = torch.load(cache)  # tensors and a list of ids only, so the default weights_only load works
-    data = TensorSet(saved["x"], saved["y"], tuple(saved["ids"]))
-else:
-    data = malignancy_set(src, N, SEED)
-    if cache:
-        torch.save({"x": data.x, "y": data.y, "ids": list(data.patient_ids)}, cache)
+data = cached_set(os.environ.get("CACHE"), lambda: malignancy_set(src, N, SEED))
 parts = runmod.partition(data, SEED)
 print("data", len(parts.train), f"{time.time()-t0:.0f}s", flush=True)
 bf16 = name != "convnext-tiny-3d"
