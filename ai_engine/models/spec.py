@@ -24,6 +24,9 @@ class InputSpec:
     sw_overlap: float = 0.25  # sliding-window overlap (segmentation only)
     sw_batch_size: int = 2  # ≥ 2: batch-1 fp32 3D convs take PyTorch's slow im2col path
     bf16_autocast: bool = False  # adopted only if metrics move ≤ 0.005 vs fp32 (see card)
+    # test-time augmentation (segmentation only): one more pass per entry, the (z, y, x) array axes
+    # it mirrors; the probabilities are mirrored back and averaged with the plain pass
+    tta_flips: tuple[tuple[int, ...], ...] = ()
 
     def threshold(self, name: str) -> float:
         return float(self.thresholds[name])
@@ -37,4 +40,6 @@ class InputSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "InputSpec":
         tuples = {k: tuple(data[k]) for k in ("patch", "hu_window", "classes") if k in data}
+        if "tta_flips" in data:
+            tuples["tta_flips"] = tuple(tuple(int(a) for a in flip) for flip in data["tta_flips"])
         return cls(**{**data, **tuples})

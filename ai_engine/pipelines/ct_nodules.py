@@ -2,9 +2,10 @@
 
 Stages (each timed into ``CTFindings.timings_s``):
 resample to the U-Net's spacing (1 mm) → HU window → lung mask and its bounding box → sliding-window
-U-Net over the box → connected candidates above the calibrated threshold → label map back on the
-input grid → measurement (measure.py) → 64 mm patches → DenseNet121-3D + ConvNeXt-Tiny-3D softmax
-mean → EfficientNet-B3 2.5D subtype for malignant nodules → Lung-RADS per nodule and exam.
+U-Net over the box (the plain pass and the card's mirrored ones, averaged) → connected candidates
+above the calibrated threshold → outlines on the input grid from the interpolated probability
+(input_grid.py) → measurement (measure.py) → 64 mm patches → DenseNet121-3D + ConvNeXt-Tiny-3D
+softmax mean → EfficientNet-B3 2.5D subtype for malignant nodules → Lung-RADS per nodule and exam.
 Every number (spacing, window, ROI, thresholds) comes from the model cards' input specs.
 """
 
@@ -20,6 +21,7 @@ from ai_engine import lungrads, measure, preprocess
 from ai_engine.findings import CTFindings, CTVolume, Nodule, Subtype
 from ai_engine.models.inputs import crop_centered, orthogonal_planes, window01
 from ai_engine.pipelines import inference
+from ai_engine.pipelines.input_grid import labels_on_input_grid
 from ai_engine.pipelines.models import CTModels, LoadedModel
 from ai_engine.pipelines.timing import StageTimer
 
@@ -34,6 +36,7 @@ class PipelineConfig:
     bf16: bool | None = None  # None: what each model card's spec decided
     lung_margin_mm: float = 10.0  # context around the lungs the U-Net sees
     max_nodules: int = 20  # most suspicious candidates kept (by detection score)
+    tta: bool = True  # the card's mirrored U-Net passes; False runs the plain pass only (faster, see card)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +57,7 @@ def analyze_ct(volume: CTVolume, models: CTModels, config: PipelineConfig = Pipe
         cands = candidates(scan.prob, models.segmentation.card.input_spec.thresholds, config.max_nodules,
                            scan.volume.spacing_mm, scan.lungs)
     with timer.stage("map_to_input"):
-        labels, kept = _to_input_grid(cands, scan.volume, volume)
+        labels, kept = _to_input_grid(cands, scan, volume, models.segmentation.card.input_spec.threshold("probability"))
     with timer.stage("measure"):
         nodules = _measure(volume, labels, kept, cands, scan)
     with timer.stage("malignancy"):
@@ -89,7 +92,7 @@ def _bf16(model: LoadedModel, config: PipelineConfig) -> bool:
 
 def segment(volume: CTVolume, seg: LoadedModel, config: PipelineConfig, timer: StageTimer) -> IsoScan:
     """Resample, window, mask the lungs and run the U-Net over the lungs' bounding box."""
-    spec = seg.card.input_spec
+    spec = seg.card.input_spec if config.tta else replace(seg.card.input_spec, tta_flips=())
     with timer.stage("resample"):
         iso = preprocess.resample_isotropic(volume, spec.spacing_mm)
         image01 = window01(iso.hu, spec.hu_window)
@@ -139,10 +142,10 @@ def _fraction_inside(labels: np.ndarray, n: int, lungs: np.ndarray | None) -> np
     return inside / np.maximum(np.bincount(labels.ravel(), minlength=n + 1)[1:], 1)
 
 
-def _to_input_grid(cands: Candidates, iso: CTVolume, volume: CTVolume) -> tuple[np.ndarray, tuple[int, ...]]:
+def _to_input_grid(cands: Candidates, scan: IsoScan, volume: CTVolume, probability: float
+                   ) -> tuple[np.ndarray, tuple[int, ...]]:
     """The label map on the input grid (labels renumbered 1..m) and, per new label, its iso label."""
-    back = preprocess.resample_to_reference(cands.labels.astype(np.uint16), preprocess.VolumeGeometry.of(iso),
-                                            preprocess.VolumeGeometry.of(volume), "nearest")
+    back = labels_on_input_grid(cands.labels, scan.prob, probability, scan.volume, volume)
     present = [k for k in range(1, len(cands.scores) + 1) if np.any(back == k)] if cands.scores else []
     lut = np.zeros(len(cands.scores) + 1, np.uint16)
     lut[present] = np.arange(1, len(present) + 1)

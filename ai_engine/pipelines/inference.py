@@ -15,18 +15,32 @@ from ai_engine.models.spec import InputSpec
 BBox = tuple[slice, slice, slice]  # z, y, x index slices (preprocess.lung_bbox)
 
 
-@torch.inference_mode()
 def segment_probability(image01: np.ndarray, model: nn.Module, spec: InputSpec, bbox: BBox,
                         device: torch.device, bf16: bool) -> np.ndarray:
-    """Foreground probability over the whole volume; only ``bbox`` (the lungs) is run through the net."""
+    """Foreground probability over the whole volume; only ``bbox`` (the lungs) is run through the net,
+    as is and mirrored along each of ``spec.tta_flips`` (mirrored back, then averaged)."""
+    flips = ((), *spec.tta_flips)
+    prob = mirrored_pass(image01, model, spec, bbox, device, bf16, flips[0])
+    for flip in flips[1:]:
+        prob += mirrored_pass(image01, model, spec, bbox, device, bf16, flip)
+    prob /= len(flips)
+    return prob
+
+
+@torch.inference_mode()
+def mirrored_pass(image01: np.ndarray, model: nn.Module, spec: InputSpec, bbox: BBox, device: torch.device,
+                  bf16: bool, flip: tuple[int, ...] = ()) -> np.ndarray:
+    """One sliding-window pass over ``bbox`` of the volume mirrored along the (z, y, x) axes ``flip``,
+    its probability mirrored back (zero outside the box)."""
     prob = np.zeros(image01.shape, dtype=np.float32)
     if image01[bbox].size == 0:
         return prob
+    dims = [2 + axis for axis in flip]  # tensor dims after batch and channel
     roi = torch.from_numpy(np.ascontiguousarray(image01[bbox]))[None, None].to(device)
     with autocast(bf16, device):
-        logits = sliding_window_inference(roi, spec.patch, max(2, spec.sw_batch_size), model,
+        logits = sliding_window_inference(_flip(roi, dims), spec.patch, max(2, spec.sw_batch_size), model,
                                           overlap=spec.sw_overlap, mode="constant")
-    prob[bbox] = torch.softmax(logits.float(), dim=1)[0, 1].cpu().numpy()
+    prob[bbox] = _flip(torch.softmax(logits.float(), dim=1), dims)[0, 1].cpu().numpy()
     return prob
 
 
@@ -56,6 +70,10 @@ def prepare(model: nn.Module, channels_last: bool, device: torch.device, ndim: i
 
 def ensemble_mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(probabilities), axis=0)
+
+
+def _flip(x: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    return torch.flip(x, dims) if dims else x
 
 
 def _pad_batch(x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Whole-pipeline calibration and evaluation of trained CT weights on held-out synthetic phantoms.
 
+0. Optionally (``calibrate_flips``): which mirrored U-Net passes the pipeline averages, by validation CPM.
 1. Validation phantoms: the U-Net runs in fp32 and under bf16 autocast; candidates (no score
    threshold) are matched to the truth (LUNA16 rules; nodules < 4 mm are "irrelevant"). The
    detection-score threshold is the lowest at which validation FPs/scan ≤ ``max_fp_per_scan``;
@@ -28,9 +29,10 @@ from ai_engine.models.card import read_card, write_card
 from ai_engine.models.precision import bf16_fast
 from ai_engine.pipelines import inference
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, candidates, malignant_threshold, segment
+from ai_engine.pipelines.input_grid import labels_on_input_grid
 from ai_engine.pipelines.models import CTModels
 from ai_engine.pipelines.timing import StageTimer
-from ai_engine.preprocess import VolumeGeometry, lung_bbox, resample_to_reference
+from ai_engine.preprocess import lung_bbox
 from ai_engine.synthetic import Phantom, make_ct_phantom
 
 # (shape z, y, x; spacing x, y, z), alternating: a fine scan and one at `pulmonode evaluate`'s
@@ -39,6 +41,9 @@ from ai_engine.synthetic import Phantom, make_ct_phantom
 EVAL_GEOMETRIES = (((192, 320, 320), (0.9, 0.9, 1.25)), ((160, 256, 256), (1.25, 1.25, 1.5)))
 BF16_TOLERANCE = 0.005
 MIN_AUC_TO_CALIBRATE = 0.65
+# mirrored U-Net passes to choose from, as (z, y, x) array axes: left-right (x), head-feet (z) and
+# both (training augmented with flips on every axis, so each mirror is in-distribution)
+FLIP_CHOICES = {"plain": (), "x": ((2,),), "z": ((0,),), "x|z": ((2,), (0,)), "x|z|xz": ((2,), (0,), (0, 2))}
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,8 +73,7 @@ def _scan_from_prob(uid: str, prob: np.ndarray, thresholds: dict, scan, ph: Phan
     cands = candidates(prob, {**thresholds, "detection": 0.0}, 10_000, scan.volume.spacing_mm, scan.lungs)
     centres = ndimage.center_of_mass(np.ones_like(cands.labels), cands.labels, range(1, len(cands.scores) + 1))
     marks = tuple(Candidate(uid, *scan.volume.index_to_mm(tuple(c)), s) for c, s in zip(centres, cands.scores))
-    pred = resample_to_reference((cands.labels > 0).astype(np.uint8), VolumeGeometry.of(scan.volume),
-                                 VolumeGeometry.of(ph.volume), "nearest")
+    pred = labels_on_input_grid(cands.labels, prob, thresholds["probability"], scan.volume, ph.volume)
     return ScanResult(uid, marks, dice_per_nodule(pred, relevant_truth(ph)))
 
 
@@ -104,6 +108,45 @@ def validate(models: CTModels, phantoms: list[Phantom], device: str) -> dict[str
             out[name].append(_scan_from_prob(f"scan{i}", prob, spec.thresholds, scan, ph))
     rel, irr = annotations(phantoms)
     return {k: _summarise(v, rel, irr) for k, v in out.items()}
+
+
+def compare_flips(models: CTModels, phantoms: list[Phantom], choices: dict[str, tuple[tuple[int, ...], ...]],
+                  device: str) -> dict[str, dict]:
+    """Validation summaries (no detection threshold) of the U-Net with each choice of mirrored
+    passes; each mirrored pass runs once and is shared by the choices that include it."""
+    spec = models.segmentation.card.input_spec
+    config = PipelineConfig(device=device, tta=False)
+    out: dict[str, list[ScanResult]] = {name: [] for name in choices}
+    for i, ph in enumerate(phantoms):
+        scan = segment(ph.volume, models.segmentation, config, StageTimer())  # the plain pass
+        bbox = lung_bbox(scan.lungs, config.lung_margin_mm, scan.volume.spacing_mm)
+        passes = {(): scan.prob}
+        for flip in {f for flips in choices.values() for f in flips} - {()}:
+            passes[flip] = inference.mirrored_pass(scan.image01, models.segmentation.module, spec, bbox,
+                                                   torch.device(device), bf16_fast(device) and spec.bf16_autocast, flip)
+        for name, flips in choices.items():
+            prob = sum((passes[f] for f in flips), scan.prob) / (1 + len(flips))
+            out[name].append(_scan_from_prob(f"scan{i}", prob, spec.thresholds, scan, ph))
+    rel, irr = annotations(phantoms)
+    return {name: _public(_summarise(results, rel, irr)) for name, results in out.items()}
+
+
+def calibrate_flips(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8, profile: str = "demo",
+                    choices: dict[str, tuple[tuple[int, ...], ...]] = FLIP_CHOICES) -> dict:
+    """The mirrored U-Net passes with the best validation CPM (ties: fewer passes) go into the U-Net
+    card; its detection threshold then needs ``calibrate_detection`` again (scores move)."""
+    weights_dir = Path(weights_dir)
+    summaries = compare_flips(CTModels.load(weights_dir, profile), eval_phantoms(seed, "validation", n_val),
+                              choices, device)
+    best = max(choices, key=lambda name: (summaries[name]["cpm"], -len(choices[name])))
+    info = {"choices": {name: {"flips_zyx_axes": [list(f) for f in flips], **summaries[name]}
+                        for name, flips in choices.items()},
+            "adopted": best, "rule": "best CPM on validation (no detection threshold); ties: fewer passes",
+            "n_scans": n_val, "data": _describe(n_val)}
+    card = read_card(weights_dir, "unet3d", profile)
+    write_card(replace(card, input_spec=replace(card.input_spec, tta_flips=choices[best]),
+                       metrics={**card.metrics, "tta_validation": info}), weights_dir)
+    return info
 
 
 def test(models: CTModels, phantoms: list[Phantom], config: PipelineConfig) -> dict:
@@ -158,9 +201,14 @@ def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n
         deltas = {k: abs(val["bf16"][k] - val["fp32"][k]) for k in ("sensitivity_at_1fp", "cpm", "mean_detected_dice")}
         bf16 = all(d <= BF16_TOLERANCE for d in deltas.values())
         validation |= {"bf16": _public(val["bf16"]), "bf16_minus_fp32_abs": deltas}
-    else:  # no bf16 kernels here: nothing to compare, the threshold is fp32's and bf16 stays off
-        bf16 = False
-    threshold = _threshold_for(val["bf16" if bf16 else "fp32"]["detection"], max_fp_per_scan)
+    else:  # no bf16 kernels here: nothing to compare, so the card keeps the decision (and the
+        # measurement behind it) of the last calibration on a device that had them; the threshold is fp32's
+        bf16 = card.input_spec.bf16_autocast
+        earlier = card.metrics.get("pipeline_validation", {})
+        if bf16:
+            validation["bf16_earlier_measurement"] = earlier.get("bf16_earlier_measurement") or {
+                k: earlier.get(k) for k in ("bf16_minus_fp32_abs", "data")}
+    threshold = _threshold_for(val["bf16" if "bf16" in val and bf16 else "fp32"]["detection"], max_fp_per_scan)
     spec = replace(card.input_spec.with_thresholds(detection=threshold), bf16_autocast=bf16)
     validation |= {"bf16_measured": "bf16" in val, "bf16_adopted": bf16, "detection_threshold": threshold,
                    "max_fp_per_scan": max_fp_per_scan, "n_scans": n_val, "data": _describe(n_val)}

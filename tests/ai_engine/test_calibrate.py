@@ -69,3 +69,45 @@ def test_nodule_malignant_follows_its_threshold():
     n = findings.nodules[0]
     assert replace(n, malignancy_threshold=n.malignancy_probability).malignant
     assert not replace(n, malignancy_threshold=n.malignancy_probability + 1e-6).malignant
+
+
+def test_where_bf16_cannot_be_measured_detection_calibration_keeps_the_cards_decision(weights, monkeypatch):
+    monkeypatch.setattr(calibrate, "bf16_fast", lambda device: False)  # as on an AVX2-only CPU
+    card_path = weights / "unet3d-demo.json"
+    before = json.loads(card_path.read_text())
+    assert before["input_spec"]["bf16_autocast"]  # the shipped card adopted bf16 where it was measured
+
+    info = calibrate.calibrate_detection(weights, seed=SEED, n_val=1)
+
+    after = json.loads(card_path.read_text())
+    assert after["input_spec"]["bf16_autocast"] and info["bf16_adopted"] and not info["bf16_measured"]
+    earlier = before["metrics"]["pipeline_validation"]  # a measurement, or itself one carried forward
+    assert info["bf16_earlier_measurement"] == earlier.get("bf16_earlier_measurement", {
+        k: earlier.get(k) for k in ("bf16_minus_fp32_abs", "data")})
+    assert max(info["bf16_earlier_measurement"]["bf16_minus_fp32_abs"].values()) <= calibrate.BF16_TOLERANCE
+    assert after["input_spec"]["thresholds"]["detection"] == info["detection_threshold"]
+    assert after["metrics"]["pipeline_validation"]["bf16_earlier_measurement"] == info["bf16_earlier_measurement"]
+    assert {"sensitivity_at_1fp", "cpm", "mean_detected_dice"} <= set(info["fp32"])
+
+    card = json.loads(card_path.read_text())
+    card["input_spec"]["bf16_autocast"] = False  # a card that never adopted bf16 stays off
+    card_path.write_text(json.dumps(card))
+    info = calibrate.calibrate_detection(weights, seed=SEED, n_val=1)
+    assert not info["bf16_adopted"] and "bf16_earlier_measurement" not in info
+    assert not json.loads(card_path.read_text())["input_spec"]["bf16_autocast"]
+
+
+def test_the_mirrored_passes_with_the_best_validation_cpm_go_into_the_card(weights):
+    choices = {"plain": (), "x": ((2,),)}
+    info = calibrate.calibrate_flips(weights, seed=SEED, n_val=1, choices=choices)
+
+    scores = {name: c["cpm"] for name, c in info["choices"].items()}
+    assert info["adopted"] in choices and scores[info["adopted"]] == max(scores.values())
+    if scores["plain"] == scores["x"]:
+        assert info["adopted"] == "plain"  # a tie keeps the cheaper single pass
+    dice = {name: c["mean_detected_dice"] for name, c in info["choices"].items()}
+    assert 0.0 < dice["plain"] <= 1.0 and dice["plain"] != dice["x"]  # the mirrored pass changed the outlines
+    card = json.loads((weights / "unet3d-demo.json").read_text())
+    assert card["input_spec"]["tta_flips"] == [list(f) for f in choices[info["adopted"]]]
+    assert card["metrics"]["tta_validation"]["adopted"] == info["adopted"]
+    assert CTModels.load(weights, "demo").segmentation.card.input_spec.tta_flips == choices[info["adopted"]]

@@ -12,7 +12,7 @@ import pytest
 
 from ai_engine.findings import SYNTHETIC_DISCLAIMER, NoduleType, Side, Zone
 from ai_engine.models import WeightsIntegrityError
-from ai_engine.pipelines import CTModels, PipelineConfig, analyze_ct
+from ai_engine.pipelines import CTModels, PipelineConfig, analyze_ct, inference
 from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR
 from ai_engine.synthetic import NoduleSpec, lung_point_mm, make_ct_phantom
 
@@ -114,3 +114,16 @@ def test_ai_engine_imports_no_service_or_network_module():
 def test_config_can_force_fp32(sphere, models):
     findings = analyze_ct(sphere.volume, models, PipelineConfig(bf16=False))
     assert findings.nodules and max(n.detection_score for n in findings.nodules) > 0.5
+
+
+
+def test_config_can_skip_the_mirrored_unet_passes(sphere, models, monkeypatch):
+    seen = []
+    run = inference.segment_probability
+    monkeypatch.setattr(inference, "segment_probability", lambda *a, **k: seen.append(a[2].tta_flips) or run(*a, **k))
+    plain = analyze_ct(sphere.volume, models, PipelineConfig(tta=False))
+    assert seen == [()]  # the plain pass only, whatever the card asks for
+    truth = sphere.nodules[0]
+    best = max(plain.nodules, key=lambda n: n.detection_score)
+    assert np.linalg.norm(np.subtract(best.centroid_mm, truth.centre_mm)) <= 1.0
+    assert abs(best.volume_mm3 - truth.volume_mm3) <= 0.15 * truth.volume_mm3

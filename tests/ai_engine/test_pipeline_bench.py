@@ -20,6 +20,7 @@ def test_inference_bench_smoke(tmp_path):
     result = json.loads(out.read_text())
     assert result["matmul_fp32_gflops"] > 0 and result["total_s"] > 0
     assert {"resample", "lung_mask", "segmentation", "malignancy"} <= set(result["stages_s"])
+    assert result["tta_passes"] >= 1 and 0 < result["segmentation_s_without_tta"] and "U-Net passes" in proc.stdout
     runtimes = result["unet"]["runtimes"]
     assert {"eager fp32", "torchscript frozen fp32"} <= set(runtimes)
     # bf16 is timed only where the CPU has bf16 kernels (the pipeline falls back to fp32 elsewhere)
