@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     model_profile: Literal["demo", "paper"] = "demo"
     weights_dir: Path | None = None
     device: str = "cpu"
+    # the U-Net card's mirrored passes (4 U-Net passes instead of 1: better CPM and fewer FPs on
+    # held-out phantoms, see ai_engine/weights/README.md); False runs the plain pass only
+    unet_mirrored_passes: bool = True
 
     pacs: list[DicomDestination] = Field(default_factory=list)
     ehr: list[HL7Destination] = Field(default_factory=list)

@@ -114,7 +114,7 @@ class Pipeline:
         reid_map = self._reid_map(claimed)
         sources, volume = load_ct(sorted(self._deid_dir(claimed.job_id).glob("*.dcm")))
         stages = {"load": time.perf_counter() - started}
-        findings = analyze_ct(volume, self.models())
+        findings = analyze_ct(volume, self.models(), self.pipeline_config())
         stages["inference"] = sum(findings.timings_s.values())
         files = publish_findings(sources, findings, reid_map, job_id=claimed.job_id,
                                  version=claimed.study_version, settings=self.settings, timings=stages)
@@ -135,6 +135,12 @@ class Pipeline:
             _record_results(session, job, files, self.settings)
 
         return finish
+
+    def pipeline_config(self) -> Any:
+        """How the CT pipeline runs here: the device and the U-Net's mirrored passes, from settings."""
+        from ai_engine.pipelines.ct_nodules import PipelineConfig
+
+        return PipelineConfig(device=self.settings.device, tta=self.settings.unet_mirrored_passes)
 
     def models(self) -> Any:
         if self._models is None:
