@@ -123,7 +123,7 @@ def compare_flips(models: CTModels, phantoms: list[Phantom], choices: dict[str, 
         passes = {(): scan.prob}
         for flip in {f for flips in choices.values() for f in flips} - {()}:
             passes[flip] = inference.mirrored_pass(scan.image01, models.segmentation.module, spec, bbox,
-                                                   torch.device(device), bf16_fast(device) and spec.bf16_autocast, flip)
+                                                   torch.device(device), spec.bf16_autocast, flip)
         for name, flips in choices.items():
             prob = sum((passes[f] for f in flips), scan.prob) / (1 + len(flips))
             out[name].append(_scan_from_prob(f"scan{i}", prob, spec.thresholds, scan, ph))
