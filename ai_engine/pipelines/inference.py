@@ -15,15 +15,20 @@ from ai_engine.models.spec import InputSpec
 BBox = tuple[slice, slice, slice]  # z, y, x index slices (preprocess.lung_bbox)
 
 
+@torch.inference_mode()
 def segment_probability(image01: np.ndarray, model: nn.Module, spec: InputSpec, bbox: BBox,
                         device: torch.device, bf16: bool) -> np.ndarray:
     """Foreground probability over the whole volume; only ``bbox`` (the lungs) is run through the net,
     as is and mirrored along each of ``spec.tta_flips`` (mirrored back, then averaged)."""
+    prob = np.zeros(image01.shape, dtype=np.float32)
+    if image01[bbox].size == 0:
+        return prob
+    roi = _roi(image01, bbox, device)
     flips = ((), *spec.tta_flips)
-    prob = mirrored_pass(image01, model, spec, bbox, device, bf16, flips[0])
+    total = _roi_pass(roi, model, spec, device, bf16, flips[0])
     for flip in flips[1:]:
-        prob += mirrored_pass(image01, model, spec, bbox, device, bf16, flip)
-    prob /= len(flips)
+        total += _roi_pass(roi, model, spec, device, bf16, flip)
+    prob[bbox] = (total / len(flips)).cpu().numpy()
     return prob
 
 
@@ -33,15 +38,23 @@ def mirrored_pass(image01: np.ndarray, model: nn.Module, spec: InputSpec, bbox: 
     """One sliding-window pass over ``bbox`` of the volume mirrored along the (z, y, x) axes ``flip``,
     its probability mirrored back (zero outside the box)."""
     prob = np.zeros(image01.shape, dtype=np.float32)
-    if image01[bbox].size == 0:
-        return prob
+    if image01[bbox].size:
+        prob[bbox] = _roi_pass(_roi(image01, bbox, device), model, spec, device, bf16, flip).cpu().numpy()
+    return prob
+
+
+def _roi(image01: np.ndarray, bbox: BBox, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image01[bbox]))[None, None].to(device)
+
+
+def _roi_pass(roi: torch.Tensor, model: nn.Module, spec: InputSpec, device: torch.device, bf16: bool,
+              flip: tuple[int, ...]) -> torch.Tensor:
+    """Foreground probability [z, y, x] of ``roi`` [1, 1, z, y, x] mirrored along ``flip``, mirrored back."""
     dims = [2 + axis for axis in flip]  # tensor dims after batch and channel
-    roi = torch.from_numpy(np.ascontiguousarray(image01[bbox]))[None, None].to(device)
     with autocast(bf16, device):
         logits = sliding_window_inference(_flip(roi, dims), spec.patch, max(2, spec.sw_batch_size), model,
                                           overlap=spec.sw_overlap, mode="constant")
-    prob[bbox] = _flip(torch.softmax(logits.float(), dim=1), dims)[0, 1].cpu().numpy()
-    return prob
+    return _flip(torch.softmax(logits.float(), dim=1), dims)[0, 1]
 
 
 @torch.inference_mode()
