@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +14,10 @@ SHIPPED = Path(__file__).resolve().parent.parent / "ai_engine" / "weights"
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_engine.datasets import DatasetError
     from ai_engine.train import (
         TrainConfig,
+        TrainError,
         build_demo_weights,
         train_malignancy,
         train_segmentation,
@@ -31,7 +34,11 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.epochs:
         config = replace(config, epochs=args.epochs)
     train = {"segmentation": train_segmentation, "malignancy": train_malignancy, "subtype": train_subtype}[args.task]
-    result = train(args.data, out, config)
+    try:
+        result = train(args.data, out, config)
+    except (TrainError, DatasetError) as exc:  # bad data or a source that cannot train this task: one line
+        print(f"pulmonode train {args.task}: {exc}", file=sys.stderr)
+        return 1
     for r in result if isinstance(result, tuple | list) else (result,):
         print(f"{r.card.name}: {r.card.metrics} → {r.weights_path} (model card beside it; data {args.data})")
     return 0

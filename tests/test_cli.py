@@ -76,3 +76,20 @@ def test_evaluate_writes_report_with_synthetic_statement(tmp_path: Path) -> None
     assert any("ensemble" in t for t in tasks) and any("subtype" in t for t in tasks)
     refused = run("evaluate", "--data", "luna16:/nowhere", "--out", str(out))
     assert refused.returncode == 2 and "only 'synthetic'" in refused.stdout
+
+
+def test_train_on_kaggle_chest_ct_folders(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for folder, grey in {"train/adenocarcinoma": 40, "train/large.cell.carcinoma": 120,
+                         "train/squamous.cell.carcinoma": 200, "train/normal": 250}.items():
+        (tmp_path / "kaggle" / folder).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (100, 80), grey).save(tmp_path / "kaggle" / folder / f"{i}.png")
+    data, out = f"kaggle-ct:{tmp_path / 'kaggle'}", tmp_path / "weights"
+    trained = run("train", "subtype", "--data", data, "--out", str(out), "--epochs", "1")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "efficientnet-b3" in trained.stdout and (out / "efficientnet-b3-demo.json").exists()
+    refused = run("train", "malignancy", "--data", data, "--out", str(out))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"pulmonode train malignancy: {data}: cannot train malignancy" in refused.stderr

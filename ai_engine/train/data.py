@@ -150,7 +150,7 @@ def malignancy_set(source: DataSource, n_cases: int, seed: int, with_margin: boo
     ``with_margin`` (synthetic only) makes y [N, 2]: malignant, and the margin's index in
     ``MORPHOLOGIES`` (round, lobulated, spiculated), for training with an auxiliary margin head."""
     if source.kind != "synthetic":
-        return _dataset_patches(source, n_cases, task="malignancy")
+        return _dataset_patches(source, n_cases, seed, task="malignancy")
     from ai_engine.synthetic import make_nodule_patch
     from ai_engine.synthetic.truth import MORPHOLOGIES
 
@@ -176,9 +176,10 @@ def cached_set(cache: str | None, make: Callable[[], TensorSet]) -> TensorSet:
 
 
 def subtype_set(source: DataSource, n_cases: int, seed: int) -> TensorSet:
-    """2.5D inputs (3 orthogonal planes) of malignant nodules, label = subtype index."""
+    """2.5D inputs (3 orthogonal planes) of malignant nodules, label = subtype index; from the Kaggle
+    chest CT set, its slices (``kaggle_subtype_set``)."""
     if source.kind != "synthetic":
-        return _dataset_patches(source, n_cases, task="subtype")
+        return _dataset_patches(source, n_cases, seed, task="subtype")
     from ai_engine.findings import Subtype
     from ai_engine.synthetic import make_nodule_patch
 
@@ -213,5 +214,45 @@ def _dataset_cases(source: DataSource, n_cases: int):
         yield uid, window01(iso.hu, LUNG_WINDOW_HU), mask, lung_mask(iso), centres
 
 
-def _dataset_patches(source: DataSource, n_cases: int, task: str) -> TensorSet:
-    raise DataSourceError(f"no {source.kind} loader available in ai_engine.datasets for {task}")
+def _dataset_patches(source: DataSource, n_cases: int, seed: int, task: str) -> TensorSet:
+    if (source.kind, task) == ("kaggle-ct", "subtype"):
+        return kaggle_subtype_set(source, n_cases, seed)
+    why = {("luna16", "malignancy"): "LUNA16's annotations.csv gives nodule positions and diameters, no "
+                                     "malignancy label",
+           ("luna16", "subtype"): "LUNA16 has no histological subtype labels",
+           ("kaggle-ct", "malignancy"): "the Kaggle chest CT set is 2D slices filed by cancer type (or normal), "
+                                        "not 3D nodule patches with a malignancy label; it trains subtype"}[(source.kind, task)]
+    raise DataSourceError(f"{source.kind}:{source.path}: cannot train {task}: {why}")
+
+
+def kaggle_subtype_set(source: DataSource, n_cases: int, seed: int, size: int = 64) -> TensorSet:
+    """Kaggle chest CT slices of the three cancer folders, as the subtype network's input: grey
+    levels / 255 (the PNGs are already windowed), resized to ``size``², repeated into its 3 channels.
+    "normal" slices have no subtype and are left out. At most ``n_cases`` slices, drawn at random
+    (seed) when there are more. The set names no patients, so each slice is its own "patient" and
+    slices of one patient can fall on both sides of a split (the published set has the same caveat)."""
+    from PIL import Image
+
+    from ai_engine.datasets import KAGGLE_CLASSES, KAGGLE_SUBTYPE_OF, DatasetError, KaggleChestCT
+    from ai_engine.datasets.images import load_image
+
+    try:
+        samples = [s for s in KaggleChestCT(source.path).samples if KAGGLE_SUBTYPE_OF[KAGGLE_CLASSES[s.label]]]
+    except DatasetError as exc:
+        raise DataSourceError(f"kaggle-ct:{source.path}: {exc}") from None
+    if not samples:
+        raise DataSourceError(f"kaggle-ct:{source.path}: no slices in the adenocarcinoma, large cell or "
+                              "squamous cell carcinoma folders (normal slices have no subtype)")
+    if len(samples) > n_cases:
+        keep = np.random.default_rng(seed).choice(len(samples), n_cases, replace=False)
+        samples = [samples[i] for i in sorted(keep)]
+    xs, ys, ids = [], [], []
+    for sample in samples:
+        try:
+            grey = Image.fromarray(load_image(sample.path)).resize((size, size), Image.BILINEAR)
+        except DatasetError as exc:
+            raise DataSourceError(f"kaggle-ct:{source.path}: {exc}") from None
+        xs.append(np.repeat(np.asarray(grey, np.float32)[None] / 255.0, 3, axis=0))
+        ys.append(SUBTYPE_CLASSES.index(KAGGLE_SUBTYPE_OF[KAGGLE_CLASSES[sample.label]].value))
+        ids.append(str(sample.path.relative_to(source.path)))
+    return TensorSet(torch.from_numpy(np.stack(xs)), torch.tensor(ys), tuple(ids))

@@ -223,3 +223,65 @@ def test_synthetic_case_draws_the_requested_small_nodules():
     default = _synthetic_case(7, 0, (96, 160, 160))
     again = _synthetic_case(7, 0, (96, 160, 160), SmallNodules())
     assert np.array_equal(default[2], again[2]) and len(default[4]) == len(again[4])
+
+
+# grey level of each slice, per folder as the Kaggle chest CT set ships them (splits, staging suffixes)
+KAGGLE_SLICES = {"train/adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib": 40,
+                 "train/large.cell.carcinoma_left.hilum_T2_N2_M0_IIIa": 120,
+                 "valid/squamous.cell.carcinoma_left.hilum_T1_N2_M0_IIIa": 200,
+                 "test/normal": 250}
+
+
+@pytest.fixture
+def kaggle_root(tmp_path):
+    from PIL import Image
+
+    for folder, grey in KAGGLE_SLICES.items():
+        (tmp_path / folder).mkdir(parents=True)
+        for i in range(6):  # non-square, of varying size, as the real slices are
+            Image.new("L", (90 + i, 70), grey).save(tmp_path / folder / f"{i:03d}.png")
+    return tmp_path
+
+
+def test_subtype_set_reads_kaggle_chest_ct_class_folders(kaggle_root):
+    from ai_engine.train.data import subtype_set
+
+    data = subtype_set(parse_data(f"kaggle-ct:{kaggle_root}"), 100, seed=0)
+    assert tuple(data.x.shape) == (18, 3, 64, 64)  # the normal slices have no subtype
+    classes = ["adenocarcinoma", "squamous cell carcinoma", "large cell carcinoma"]
+    by_grey = {40: "adenocarcinoma", 120: "large cell carcinoma", 200: "squamous cell carcinoma"}
+    for x, y in zip(data.x, data.y):
+        grey = round(float(x[0, 32, 32]) * 255)
+        assert classes[int(y)] == by_grey[grey]
+        assert torch.allclose(x, torch.full_like(x, grey / 255))
+    assert len(set(data.patient_ids)) == 18
+    few = subtype_set(parse_data(f"kaggle-ct:{kaggle_root}"), 5, seed=3)
+    assert len(few.y) == 5 and few.patient_ids == subtype_set(parse_data(f"kaggle-ct:{kaggle_root}"), 5, 3).patient_ids
+
+
+def test_train_subtype_on_kaggle_chest_ct(kaggle_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("weights")
+    result = train_subtype(f"kaggle-ct:{kaggle_root}", out, TINY)
+    module, card = load_model("efficientnet-b3", out, "demo")
+    assert card.data_source == "kaggle-ct" and result.card.sha256 == card.sha256
+    assert card.metrics["n_train"] + card.metrics["n_val"] + card.metrics["n_test"] == TINY.n_cases
+    assert module(torch.rand(2, 3, 64, 64)).shape == (2, 3)
+
+
+def test_datasets_without_the_labels_a_task_needs_are_refused(kaggle_root, tmp_path):
+    from ai_engine.train.data import malignancy_set, subtype_set
+
+    with pytest.raises(DataSourceError, match="kaggle-ct:.*cannot train malignancy: .*2D slices"):
+        malignancy_set(parse_data(f"kaggle-ct:{kaggle_root}"), 10, 0)
+    with pytest.raises(DataSourceError, match="luna16:.*cannot train malignancy: .*no malignancy label"):
+        malignancy_set(parse_data(f"luna16:{tmp_path}"), 10, 0)
+    with pytest.raises(DataSourceError, match="luna16:.*cannot train subtype"):
+        subtype_set(parse_data(f"luna16:{tmp_path}"), 10, 0)
+    only_normal = tmp_path / "normal-only"
+    (only_normal / "normal").mkdir(parents=True)
+    (kaggle_root / "test" / "normal" / "000.png").rename(only_normal / "normal" / "000.png")
+    with pytest.raises(DataSourceError, match="no slices in the adenocarcinoma"):
+        subtype_set(parse_data(f"kaggle-ct:{only_normal}"), 10, 0)
+    (kaggle_root / "train" / "unlabelled").mkdir()
+    with pytest.raises(DataSourceError, match="unlabelled.*class folder"):
+        subtype_set(parse_data(f"kaggle-ct:{kaggle_root}"), 10, 0)
