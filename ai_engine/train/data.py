@@ -230,7 +230,7 @@ def kaggle_subtype_set(source: DataSource, n_cases: int, seed: int, size: int = 
     levels / 255 (the PNGs are already windowed), resized to ``size``², repeated into its 3 channels.
     "normal" slices have no subtype and are left out. At most ``n_cases`` slices, drawn at random
     (seed) when there are more. The set names no patients, so each slice is its own "patient" and
-    slices of one patient can fall on both sides of a split (the published set has the same caveat)."""
+    slices of one patient can fall on both sides of a split."""
     from PIL import Image
 
     from ai_engine.datasets import KAGGLE_CLASSES, KAGGLE_SUBTYPE_OF, DatasetError, KaggleChestCT
