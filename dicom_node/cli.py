@@ -202,10 +202,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu")
     ev = add("evaluate", cmd_evaluate, "evaluate the models; writes JSON + Markdown with plots")
     ev.set_defaults(demo_mode=True)
-    ev.add_argument("--data", default="synthetic")
+    ev.add_argument("--data", default="synthetic", help="synthetic | luna16:PATH")
     ev.add_argument("--out", type=Path, default=Path("evaluation"))
     ev.add_argument("--weights", type=Path, default=None)
-    ev.add_argument("--scans", type=int, default=10, help="held-out phantoms for detection/Dice")
+    ev.add_argument("--scans", type=int, default=None,
+                    help="synthetic: held-out phantoms for detection/Dice (10); luna16: at most this many scans (all)")
     ev.add_argument("--patches", type=int, default=200, help="held-out nodule patches per classifier")
     ev.add_argument("--seed", type=int, default=10_000)
     return p

@@ -45,16 +45,32 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from ai_engine.datasets import DatasetError
+    from ai_engine.evaluate.luna16 import Luna16EvalConfig, evaluate_luna16
     from ai_engine.evaluate.synthetic import SyntheticEvalConfig, evaluate_synthetic
     from ai_engine.pipelines.models import CTModels
+    from ai_engine.train import DataSourceError, parse_data
 
-    if args.data != "synthetic":
-        print(f"pulmonode evaluate: --data {args.data!r}: only 'synthetic' is evaluated end to end so far; "
-              "train on real data with `pulmonode train … --data luna16:PATH` (its card holds the metrics)")
+    try:
+        source = parse_data(args.data)
+    except DataSourceError as exc:
+        print(f"pulmonode evaluate: {exc}", file=sys.stderr)
+        return 2
+    if source.kind == "kaggle-ct":
+        print(f"pulmonode evaluate: --data {args.data!r}: the Kaggle set's slices are not CT volumes for the "
+              "nodule pipeline; `pulmonode train subtype --data kaggle-ct:PATH` scores a subtype network on its "
+              "test split (the card holds the metrics)", file=sys.stderr)
         return 2
     models = CTModels.load(args.weights or settings.weights_dir or SHIPPED, settings.model_profile)
-    config = SyntheticEvalConfig(n_scans=args.scans, n_patches=args.patches, seed=args.seed)
-    _, json_path, md_path = evaluate_synthetic(models, args.out, config)
+    if source.kind == "luna16":
+        try:
+            _, json_path, md_path = evaluate_luna16(models, source.path, args.out, Luna16EvalConfig(max_scans=args.scans))
+        except DatasetError as exc:
+            print(f"pulmonode evaluate: {exc}", file=sys.stderr)
+            return 1
+    else:
+        config = SyntheticEvalConfig(n_scans=args.scans or 10, n_patches=args.patches, seed=args.seed)
+        _, json_path, md_path = evaluate_synthetic(models, args.out, config)
     print(md_path.read_text(encoding="utf-8"))
     print(f"written: {json_path} and {md_path}")
     return 0

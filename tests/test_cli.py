@@ -75,7 +75,11 @@ def test_evaluate_writes_report_with_synthetic_statement(tmp_path: Path) -> None
     assert any("densenet121-3d" in t for t in tasks) and any("convnext-tiny-3d" in t for t in tasks)
     assert any("ensemble" in t for t in tasks) and any("subtype" in t for t in tasks)
     refused = run("evaluate", "--data", "luna16:/nowhere", "--out", str(out))
-    assert refused.returncode == 2 and "only 'synthetic'" in refused.stdout
+    assert refused.returncode == 2 and "path '/nowhere' does not exist" in refused.stderr
+    refused = run("evaluate", "--data", f"kaggle-ct:{tmp_path}", "--out", str(out))
+    assert refused.returncode == 2 and "not CT volumes" in refused.stderr
+    refused = run("evaluate", "--data", f"luna16:{tmp_path}", "--out", str(out))  # no subsetN folders
+    assert refused.returncode == 1 and "no .mhd volumes" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_train_on_kaggle_chest_ct_folders(tmp_path: Path) -> None:
@@ -93,3 +97,27 @@ def test_train_on_kaggle_chest_ct_folders(tmp_path: Path) -> None:
     refused = run("train", "malignancy", "--data", data, "--out", str(out))
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert f"pulmonode train malignancy: {data}: cannot train malignancy" in refused.stderr
+
+
+def test_evaluate_on_a_luna16_tree(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from ai_engine.synthetic import make_ct_phantom
+
+    phantom = make_ct_phantom(5, (48, 128, 128), (1.25, 1.25, 2.0))
+    (tmp_path / "luna" / "subset1").mkdir(parents=True)
+    image = sitk.GetImageFromArray(phantom.volume.hu.astype(np.int16))
+    image.SetSpacing(phantom.volume.spacing_mm)
+    image.SetOrigin(phantom.volume.origin_mm)
+    sitk.WriteImage(image, str(tmp_path / "luna" / "subset1" / "1.2.3.4.mhd"))
+    (tmp_path / "luna" / "annotations.csv").write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3.4,0,0,0,5\n")
+    out = tmp_path / "eval"
+    result = run("evaluate", "--data", f"luna16:{tmp_path / 'luna'}", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"].startswith(f"LUNA16 at {tmp_path / 'luna'}: 1 of 1 scans")
+    assert report["detection"]["n_scans"] == 1 and report["detection"]["n_nodules"] == 1
+    assert "pulmonode CT pipeline on LUNA16" in result.stdout

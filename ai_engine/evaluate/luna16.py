@@ -1,0 +1,59 @@
+"""`pulmonode evaluate --data luna16:PATH`: the CT pipeline on LUNA16 scans, scored as LUNA16 scores it.
+
+The reference is ``annotations.csv``. Where ``annotations_excluded.csv`` is present, its findings
+are "irrelevant": a mark on one is neither a hit nor a false positive, as in the challenge's
+evaluation script. The result is detection only (FROC, CPM, sensitivity at 1 FP/scan), because
+LUNA16 gives no masks, malignancy or subtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ai_engine.datasets import Luna16Dataset, read_annotations
+from ai_engine.evaluate.detection import Annotation, Candidate
+from ai_engine.evaluate.report import write_report
+from ai_engine.evaluate.results import EvaluationResults, evaluate_detection
+from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct
+from ai_engine.pipelines.models import CTModels
+
+EXCLUDED_CSV = "annotations_excluded.csv"
+
+
+@dataclass(frozen=True)
+class Luna16EvalConfig:
+    max_scans: int | None = None  # the first N scans by seriesuid; None: all of them
+    device: str = "cpu"
+    progress: bool = True
+
+
+def evaluate_luna16(models: CTModels, root: Path, out_dir: Path, config: Luna16EvalConfig = Luna16EvalConfig()
+                    ) -> tuple[EvaluationResults, Path, Path]:
+    """Run the pipeline on each scan and write report.json / report.md (FROC plot) into ``out_dir``."""
+    root = Path(root)
+    dataset = Luna16Dataset(root)
+    uids = dataset.seriesuids[:config.max_scans]
+    irrelevant = read_annotations(root / EXCLUDED_CSV) if (root / EXCLUDED_CSV).is_file() else ()
+    relevant: list[Annotation] = []
+    candidates: list[Candidate] = []
+    seconds = []
+    for uid in tqdm(uids, desc="LUNA16 scans", disable=not config.progress):
+        case = dataset.load(uid)
+        findings = analyze_ct(case.volume, models, PipelineConfig(device=config.device))
+        seconds.append(sum(findings.timings_s.values()))
+        relevant += case.annotations
+        candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
+    detection = evaluate_detection(relevant, candidates, uids, [a for a in irrelevant if a.seriesuid in set(uids)])
+    results = EvaluationResults(
+        dataset=f"LUNA16 at {root}: {len(uids)} of {len(dataset)} scans"
+                + (f", {EXCLUDED_CSV} as irrelevant findings" if irrelevant else f", no {EXCLUDED_CSV}"),
+        models=models.infos(), detection=detection,
+        extra={"mean_seconds_per_scan": float(np.mean(seconds)) if seconds else float("nan"),
+               "fp_per_scan_at_operating_point": detection.match.false_positives / max(detection.match.n_scans, 1),
+               "sensitivity_at_operating_point": detection.match.sensitivity})
+    json_path, md_path = write_report(results, out_dir, "pulmonode CT pipeline on LUNA16")
+    return results, json_path, md_path
