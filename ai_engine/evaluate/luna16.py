@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ai_engine.datasets import Luna16Dataset, read_annotations
 from ai_engine.evaluate.detection import Annotation, Candidate
 from ai_engine.evaluate.report import write_report
-from ai_engine.evaluate.results import EvaluationResults, evaluate_detection
+from ai_engine.evaluate.results import EvaluationResults, evaluate_detection, operating_point_extras
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct
 from ai_engine.pipelines.models import CTModels
 
@@ -51,9 +50,6 @@ def evaluate_luna16(models: CTModels, root: Path, out_dir: Path, config: Luna16E
     results = EvaluationResults(
         dataset=f"LUNA16 at {root}: {len(uids)} of {len(dataset)} scans"
                 + (f", {EXCLUDED_CSV} as irrelevant findings" if irrelevant else f", no {EXCLUDED_CSV}"),
-        models=models.infos(), detection=detection,
-        extra={"mean_seconds_per_scan": float(np.mean(seconds)) if seconds else float("nan"),
-               "fp_per_scan_at_operating_point": detection.match.false_positives / max(detection.match.n_scans, 1),
-               "sensitivity_at_operating_point": detection.match.sensitivity})
+        models=models.infos(), detection=detection, extra=operating_point_extras(detection, seconds))
     json_path, md_path = write_report(results, out_dir, "pulmonode CT pipeline on LUNA16")
     return results, json_path, md_path

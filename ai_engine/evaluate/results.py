@@ -94,3 +94,10 @@ def evaluate_classification(
     metrics = classification_metrics(y_true, y_pred, class_names)
     roc = roc_curve(y_true, positive_scores) if positive_scores is not None else None
     return ClassificationResult(task, metrics, roc)
+
+
+def operating_point_extras(detection: DetectionResult, seconds_per_scan: Sequence[float]) -> dict[str, float]:
+    """The report's "other measurements" of a whole-scan run: speed and the pipeline's operating point."""
+    return {"mean_seconds_per_scan": float(np.mean(seconds_per_scan)) if len(seconds_per_scan) else float("nan"),
+            "fp_per_scan_at_operating_point": detection.match.false_positives / max(detection.match.n_scans, 1),
+            "sensitivity_at_operating_point": detection.match.sensitivity}

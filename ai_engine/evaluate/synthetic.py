@@ -27,6 +27,7 @@ from ai_engine.evaluate.results import (
     SegmentationResult,
     evaluate_classification,
     evaluate_detection,
+    operating_point_extras,
 )
 from ai_engine.evaluate.segmentation import dice_per_nodule
 from ai_engine.findings import CTFindings, Subtype
@@ -89,9 +90,7 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         models=models.infos(), detection=detection,
         segmentation=SegmentationResult(case_dice=(), nodule_dice=tuple(nodule_dice)),
         classification=(malignancy,) if malignancy else (),
-        extra={"mean_seconds_per_scan": float(np.mean(seconds)) if seconds else float("nan"),
-               "fp_per_scan_at_operating_point": detection.match.false_positives / max(detection.match.n_scans, 1),
-               "sensitivity_at_operating_point": detection.match.sensitivity},
+        extra=operating_point_extras(detection, seconds),
     )
 
 

@@ -215,8 +215,13 @@ def _dataset_cases(source: DataSource, n_cases: int):
 
 
 def _dataset_patches(source: DataSource, n_cases: int, seed: int, task: str) -> TensorSet:
+    from ai_engine.datasets import DatasetError
+
     if (source.kind, task) == ("kaggle-ct", "subtype"):
-        return kaggle_subtype_set(source, n_cases, seed)
+        try:
+            return kaggle_subtype_set(source, n_cases, seed)
+        except DatasetError as exc:  # names the file and field
+            raise DataSourceError(f"kaggle-ct:{source.path}: {exc}") from None
     why = {("luna16", "malignancy"): "LUNA16's annotations.csv gives nodule positions and diameters, no "
                                      "malignancy label",
            ("luna16", "subtype"): "LUNA16 has no histological subtype labels",
@@ -233,13 +238,10 @@ def kaggle_subtype_set(source: DataSource, n_cases: int, seed: int, size: int = 
     slices of one patient can fall on both sides of a split."""
     from PIL import Image
 
-    from ai_engine.datasets import KAGGLE_CLASSES, KAGGLE_SUBTYPE_OF, DatasetError, KaggleChestCT
+    from ai_engine.datasets import KAGGLE_CLASSES, KAGGLE_SUBTYPE_OF, KaggleChestCT
     from ai_engine.datasets.images import load_image
 
-    try:
-        samples = [s for s in KaggleChestCT(source.path).samples if KAGGLE_SUBTYPE_OF[KAGGLE_CLASSES[s.label]]]
-    except DatasetError as exc:
-        raise DataSourceError(f"kaggle-ct:{source.path}: {exc}") from None
+    samples = [s for s in KaggleChestCT(source.path).samples if KAGGLE_SUBTYPE_OF[KAGGLE_CLASSES[s.label]]]
     if not samples:
         raise DataSourceError(f"kaggle-ct:{source.path}: no slices in the adenocarcinoma, large cell or "
                               "squamous cell carcinoma folders (normal slices have no subtype)")
@@ -248,10 +250,7 @@ def kaggle_subtype_set(source: DataSource, n_cases: int, seed: int, size: int = 
         samples = [samples[i] for i in sorted(keep)]
     xs, ys, ids = [], [], []
     for sample in samples:
-        try:
-            grey = Image.fromarray(load_image(sample.path)).resize((size, size), Image.BILINEAR)
-        except DatasetError as exc:
-            raise DataSourceError(f"kaggle-ct:{source.path}: {exc}") from None
+        grey = Image.fromarray(load_image(sample.path)).resize((size, size), Image.BILINEAR)
         xs.append(np.repeat(np.asarray(grey, np.float32)[None] / 255.0, 3, axis=0))
         ys.append(SUBTYPE_CLASSES.index(KAGGLE_SUBTYPE_OF[KAGGLE_CLASSES[sample.label]].value))
         ids.append(str(sample.path.relative_to(source.path)))
