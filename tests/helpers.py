@@ -1,4 +1,5 @@
-"""Test-only helpers: small synthetic CT studies written as real DICOM files."""
+"""Test-only helpers: small synthetic CT studies written as real DICOM files, and the public datasets'
+own formats (LUNA16 MetaImage scans, Kaggle chest CT class folders)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,26 @@ def write_study(out_dir: Path, seed: int = 1, shape=(40, 64, 64), patient: Ficti
     volume = simple_ct_volume(shape=shape, seed=seed)
     patient = patient or FictitiousPatient.from_seed(seed)
     return write_ct_series(ct_slices(volume, patient, SeriesUIDs.from_seed(seed)), out_dir)
+
+
+def write_mhd(volume: CTVolume, path: Path) -> None:
+    """``volume`` as a LUNA16 scan: MetaImage header ``path`` (.mhd) beside its int16 .raw."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(volume.hu.astype(np.int16))
+    image.SetSpacing(volume.spacing_mm)
+    image.SetOrigin(volume.origin_mm)
+    image.SetDirection(volume.direction)
+    sitk.WriteImage(image, str(path))
+
+
+def write_kaggle_slices(root: Path, grey_by_folder: dict[str, int], per_folder: int = 6) -> Path:
+    """Kaggle chest CT class folders under ``root``: ``per_folder`` uniform PNGs of the folder's grey
+    level each, non-square and of varying size, as the real slices are."""
+    from PIL import Image
+
+    for folder, grey in grey_by_folder.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(per_folder):
+            Image.new("L", (90 + i, 70), grey).save(root / folder / f"{i:03d}.png")
+    return root

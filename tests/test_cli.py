@@ -83,13 +83,10 @@ def test_evaluate_writes_report_with_synthetic_statement(tmp_path: Path) -> None
 
 
 def test_train_on_kaggle_chest_ct_folders(tmp_path: Path) -> None:
-    from PIL import Image
+    from tests.helpers import write_kaggle_slices
 
-    for folder, grey in {"train/adenocarcinoma": 40, "train/large.cell.carcinoma": 120,
-                         "train/squamous.cell.carcinoma": 200, "train/normal": 250}.items():
-        (tmp_path / "kaggle" / folder).mkdir(parents=True)
-        for i in range(6):
-            Image.new("L", (100, 80), grey).save(tmp_path / "kaggle" / folder / f"{i}.png")
+    write_kaggle_slices(tmp_path / "kaggle", {"train/adenocarcinoma": 40, "train/large.cell.carcinoma": 120,
+                                              "train/squamous.cell.carcinoma": 200, "train/normal": 250})
     data, out = f"kaggle-ct:{tmp_path / 'kaggle'}", tmp_path / "weights"
     trained = run("train", "subtype", "--data", data, "--out", str(out), "--epochs", "1")
     assert trained.returncode == 0, trained.stderr[-2000:]
@@ -102,17 +99,11 @@ def test_train_on_kaggle_chest_ct_folders(tmp_path: Path) -> None:
 def test_evaluate_on_a_luna16_tree(tmp_path: Path) -> None:
     import json
 
-    import numpy as np
-    import SimpleITK as sitk
-
     from ai_engine.synthetic import make_ct_phantom
+    from tests.helpers import write_mhd
 
-    phantom = make_ct_phantom(5, (48, 128, 128), (1.25, 1.25, 2.0))
     (tmp_path / "luna" / "subset1").mkdir(parents=True)
-    image = sitk.GetImageFromArray(phantom.volume.hu.astype(np.int16))
-    image.SetSpacing(phantom.volume.spacing_mm)
-    image.SetOrigin(phantom.volume.origin_mm)
-    sitk.WriteImage(image, str(tmp_path / "luna" / "subset1" / "1.2.3.4.mhd"))
+    write_mhd(make_ct_phantom(5, (48, 128, 128), (1.25, 1.25, 2.0)).volume, tmp_path / "luna" / "subset1" / "1.2.3.4.mhd")
     (tmp_path / "luna" / "annotations.csv").write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3.4,0,0,0,5\n")
     out = tmp_path / "eval"
     result = run("evaluate", "--data", f"luna16:{tmp_path / 'luna'}", "--out", str(out))

@@ -46,7 +46,7 @@ def evaluate_luna16(models: CTModels, root: Path, out_dir: Path, config: Luna16E
         seconds.append(sum(findings.timings_s.values()))
         relevant += case.annotations
         candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
-    detection = evaluate_detection(relevant, candidates, uids, [a for a in irrelevant if a.seriesuid in set(uids)])
+    detection = evaluate_detection(relevant, candidates, uids, irrelevant)  # other scans' findings: never looked up
     results = EvaluationResults(
         dataset=f"LUNA16 at {root}: {len(uids)} of {len(dataset)} scans"
                 + (f", {EXCLUDED_CSV} as irrelevant findings" if irrelevant else f", no {EXCLUDED_CSV}"),

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from ai_engine.datasets import DatasetError
 from ai_engine.evaluate.luna16 import Luna16EvalConfig, evaluate_luna16
@@ -14,6 +13,7 @@ from ai_engine.findings import NoduleType, Side, Zone
 from ai_engine.pipelines import analyze_ct
 from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR, CTModels
 from ai_engine.synthetic import NoduleSpec, lung_point_mm, make_ct_phantom
+from tests.helpers import write_mhd
 
 UID = "1.3.6.1.4.1.14519.5.2.1.6279.6001.105756658031515062000744821260"
 SHAPE_ZYX, SPACING_MM, SEED = (128, 256, 256), (0.8, 0.8, 1.25), 11
@@ -28,11 +28,7 @@ def luna_tree(tmp_path_factory):
         centre_mm=centre, diameter_mm=10.0, nodule_type=NoduleType.SOLID, morphology="round", calcified=False)])
     root = tmp_path_factory.mktemp("luna16")
     (root / "subset0").mkdir()
-    image = sitk.GetImageFromArray(phantom.volume.hu.astype(np.int16))
-    image.SetSpacing(phantom.volume.spacing_mm)
-    image.SetOrigin(phantom.volume.origin_mm)
-    image.SetDirection(phantom.volume.direction)
-    sitk.WriteImage(image, str(root / "subset0" / f"{UID}.mhd"))
+    write_mhd(phantom.volume, root / "subset0" / f"{UID}.mhd")
     empty = lung_point_mm(SEED, Side.LEFT, Zone.UPPER, SHAPE_ZYX, SPACING_MM)
     (root / "annotations.csv").write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n"
                                           f"{UID},{centre[0]},{centre[1]},{centre[2]},10.0\n"

@@ -23,6 +23,7 @@ from ai_engine.train import (
 )
 from ai_engine.train.augment import augment_batch, augmenter
 from ai_engine.train.loop import TensorSet, fit
+from tests.helpers import write_kaggle_slices
 
 TINY = TrainConfig(epochs=1, batch_size=4, steps_per_epoch=2, n_cases=12, progress=False,
                    phantom_shape_zyx=(96, 128, 128))
@@ -234,13 +235,7 @@ KAGGLE_SLICES = {"train/adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib": 40,
 
 @pytest.fixture
 def kaggle_root(tmp_path):
-    from PIL import Image
-
-    for folder, grey in KAGGLE_SLICES.items():
-        (tmp_path / folder).mkdir(parents=True)
-        for i in range(6):  # non-square, of varying size, as the real slices are
-            Image.new("L", (90 + i, 70), grey).save(tmp_path / folder / f"{i:03d}.png")
-    return tmp_path
+    return write_kaggle_slices(tmp_path, KAGGLE_SLICES)
 
 
 def test_subtype_set_reads_kaggle_chest_ct_class_folders(kaggle_root):
