@@ -117,7 +117,7 @@ def bench_unet(models: CTModels, volume, smoke: bool) -> dict:
         def run(net=net):
             with torch.inference_mode():
                 return torch.softmax(sliding_window_inference(roi, spec.patch, spec.sw_batch_size, net,
-                                                              overlap=spec.sw_overlap, mode="constant"), 1)[0, 1]
+                                                              overlap=spec.sw_overlap, mode=spec.sw_blend), 1)[0, 1]
         seconds, prob = timed(run, 1)
         mask = prob >= spec.threshold("probability")
         reference = mask if reference is None else reference

@@ -209,6 +209,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="synthetic: held-out phantoms for detection/Dice (10); luna16: at most this many scans (all)")
     ev.add_argument("--patches", type=int, default=200, help="held-out nodule patches per classifier")
     ev.add_argument("--seed", type=int, default=10_000)
+    ev.add_argument("--device", default=None, help="cpu | cuda (default: the config's device)")
+    ev.add_argument("--plain-pass", action="store_true",
+                    help="run only the U-Net's plain pass, not the card's mirrored ones (as unet_mirrored_passes = false)")
     return p
 
 

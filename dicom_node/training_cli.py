@@ -62,14 +62,16 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
               "test split (the card holds the metrics)", file=sys.stderr)
         return 2
     models = CTModels.load(args.weights or settings.weights_dir or SHIPPED, settings.model_profile)
+    device, tta = args.device or settings.device, settings.unet_mirrored_passes and not args.plain_pass
     if source.kind == "luna16":
         try:
-            _, json_path, md_path = evaluate_luna16(models, source.path, args.out, Luna16EvalConfig(max_scans=args.scans))
+            _, json_path, md_path = evaluate_luna16(models, source.path, args.out, Luna16EvalConfig(max_scans=args.scans, device=device, tta=tta))
         except DatasetError as exc:
             print(f"pulmonode evaluate: {exc}", file=sys.stderr)
             return 1
     else:
-        config = SyntheticEvalConfig(n_scans=args.scans or 10, n_patches=args.patches, seed=args.seed)
+        config = SyntheticEvalConfig(n_scans=args.scans or 10, n_patches=args.patches, seed=args.seed, device=device,
+                                     tta=tta)
         _, json_path, md_path = evaluate_synthetic(models, args.out, config)
     print(md_path.read_text(encoding="utf-8"))
     print(f"written: {json_path} and {md_path}")

@@ -99,6 +99,8 @@ def test_train_on_kaggle_chest_ct_folders(tmp_path: Path) -> None:
 def test_evaluate_on_a_luna16_tree(tmp_path: Path) -> None:
     import json
 
+    from ai_engine.evaluate.results import unet_description
+    from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR, CTModels
     from ai_engine.synthetic import make_ct_phantom
     from tests.helpers import write_mhd
 
@@ -112,3 +114,10 @@ def test_evaluate_on_a_luna16_tree(tmp_path: Path) -> None:
     assert report["dataset"].startswith(f"LUNA16 at {tmp_path / 'luna'}: 1 of 1 scans")
     assert report["detection"]["n_scans"] == 1 and report["detection"]["n_nodules"] == 1
     assert "pulmonode CT pipeline on LUNA16" in result.stdout
+    shipped = CTModels.load(SHIPPED_WEIGHTS_DIR, "demo").segmentation.card.input_spec
+    assert report["dataset"].endswith(unet_description(shipped, tta=True))  # the card's passes by default
+
+    plain = run("evaluate", "--data", f"luna16:{tmp_path / 'luna'}", "--out", str(out), "--plain-pass", "--device", "cpu")
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    dataset = json.loads((out / "report.json").read_text())["dataset"]
+    assert dataset.endswith(f"U-Net: the plain pass only, {shipped.sw_blend} blending of overlapping windows")

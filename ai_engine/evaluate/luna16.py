@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ai_engine.datasets import Luna16Dataset, read_annotations
 from ai_engine.evaluate.detection import Annotation, Candidate
 from ai_engine.evaluate.report import write_report
-from ai_engine.evaluate.results import EvaluationResults, evaluate_detection, operating_point_extras
+from ai_engine.evaluate.results import EvaluationResults, evaluate_detection, operating_point_extras, unet_description
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct
 from ai_engine.pipelines.models import CTModels
 
@@ -27,6 +27,7 @@ EXCLUDED_CSV = "annotations_excluded.csv"
 class Luna16EvalConfig:
     max_scans: int | None = None  # the first N scans by seriesuid; None: all of them
     device: str = "cpu"
+    tta: bool = True  # the U-Net card's mirrored passes; False: the plain pass only
     progress: bool = True
 
 
@@ -42,14 +43,15 @@ def evaluate_luna16(models: CTModels, root: Path, out_dir: Path, config: Luna16E
     seconds = []
     for uid in tqdm(uids, desc="LUNA16 scans", disable=not config.progress):
         case = dataset.load(uid)
-        findings = analyze_ct(case.volume, models, PipelineConfig(device=config.device))
+        findings = analyze_ct(case.volume, models, PipelineConfig(device=config.device, tta=config.tta))
         seconds.append(sum(findings.timings_s.values()))
         relevant += case.annotations
         candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
     detection = evaluate_detection(relevant, candidates, uids, irrelevant)  # other scans' findings: never looked up
     results = EvaluationResults(
         dataset=f"LUNA16 at {root}: {len(uids)} of {len(dataset)} scans"
-                + (f", {EXCLUDED_CSV} as irrelevant findings" if irrelevant else f", no {EXCLUDED_CSV}"),
+                + (f", {EXCLUDED_CSV} as irrelevant findings" if irrelevant else f", no {EXCLUDED_CSV}")
+                + f"; {unet_description(models.segmentation.card.input_spec, config.tta)}",
         models=models.infos(), detection=detection, extra=operating_point_extras(detection, seconds))
     json_path, md_path = write_report(results, out_dir, "pulmonode CT pipeline on LUNA16")
     return results, json_path, md_path

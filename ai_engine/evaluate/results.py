@@ -17,6 +17,7 @@ from ai_engine.evaluate.detection import Annotation, Candidate, DetectionMatch, 
 from ai_engine.evaluate.froc import Cpm, FrocBootstrap, FrocCurve, cpm, froc_bootstrap, froc_curve
 from ai_engine.evaluate.segmentation import NoduleDice
 from ai_engine.findings import ModelInfo
+from ai_engine.models.spec import InputSpec
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,13 @@ def evaluate_classification(
     metrics = classification_metrics(y_true, y_pred, class_names)
     roc = roc_curve(y_true, positive_scores) if positive_scores is not None else None
     return ClassificationResult(task, metrics, roc)
+
+
+def unet_description(spec: InputSpec, tta: bool) -> str:
+    """How the run used the U-Net: its passes and the blending of overlapping windows."""
+    flips = spec.tta_flips if tta else ()
+    passes = f"the plain pass and {len(flips)} mirrored ones" if flips else "the plain pass only"
+    return f"U-Net: {passes}, {spec.sw_blend} blending of overlapping windows"
 
 
 def operating_point_extras(detection: DetectionResult, seconds_per_scan: Sequence[float]) -> dict[str, float]:

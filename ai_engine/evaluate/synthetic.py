@@ -28,6 +28,7 @@ from ai_engine.evaluate.results import (
     evaluate_classification,
     evaluate_detection,
     operating_point_extras,
+    unet_description,
 )
 from ai_engine.evaluate.segmentation import dice_per_nodule
 from ai_engine.findings import CTFindings, Subtype
@@ -49,6 +50,7 @@ class SyntheticEvalConfig:
     shape_zyx: tuple[int, int, int] = (160, 256, 256)
     spacing_mm: tuple[float, float, float] = (1.25, 1.25, 1.5)
     device: str = "cpu"
+    tta: bool = True  # the U-Net card's mirrored passes; False: the plain pass only
     progress: bool = True
 
 
@@ -58,7 +60,8 @@ def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalCon
     scans = _scan_part(models, config)
     patches = _patch_part(models, config)
     dataset = (f"{scans.dataset}; {config.n_scans} scans {config.shape_zyx} (z, y, x) at {config.spacing_mm} mm "
-               f"(x, y, z); {config.n_patches} nodule patches per classifier")
+               f"(x, y, z); {config.n_patches} nodule patches per classifier; "
+               f"{unet_description(models.segmentation.card.input_spec, config.tta)}")
     results = replace(scans, dataset=dataset, classification=scans.classification + patches.classification,
                       extra={**scans.extra, **patches.extra})
     json_path, md_path = write_report(results, out_dir, "pulmonode CT pipeline on held-out synthetic phantoms")
@@ -69,7 +72,7 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
     relevant, irrelevant, candidates, uids, nodule_dice, pairs, seconds = [], [], [], [], [], [], []
     for i in _bar(range(config.n_scans), "scans", config.progress):
         phantom = make_ct_phantom(config.seed + i, config.shape_zyx, config.spacing_mm)
-        findings = analyze_ct(phantom.volume, models, PipelineConfig(device=config.device))
+        findings = analyze_ct(phantom.volume, models, PipelineConfig(device=config.device, tta=config.tta))
         uid = f"synthetic-{config.seed + i}"
         uids.append(uid)
         seconds.append(sum(findings.timings_s.values()))

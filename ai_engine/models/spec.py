@@ -22,6 +22,9 @@ class InputSpec:
     classes: tuple[str, ...] = ()
     thresholds: dict[str, float] = field(default_factory=dict)
     sw_overlap: float = 0.25  # sliding-window overlap (segmentation only)
+    # how overlapping windows are blended (MONAI's mode): "constant" weighs every voxel of a window
+    # alike; "gaussian" weighs its centre more, where the U-Net sees context rather than zero padding
+    sw_blend: str = "constant"
     sw_batch_size: int = 2  # ≥ 2: batch-1 fp32 3D convs take PyTorch's slow im2col path
     bf16_autocast: bool = False  # adopted only if metrics move ≤ 0.005 vs fp32 (see card)
     # test-time augmentation (segmentation only): one more pass per entry, the (z, y, x) array axes

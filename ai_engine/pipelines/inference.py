@@ -53,7 +53,7 @@ def _roi_pass(roi: torch.Tensor, model: nn.Module, spec: InputSpec, device: torc
     dims = [2 + axis for axis in flip]  # tensor dims after batch and channel
     with autocast(bf16, device):
         logits = sliding_window_inference(_flip(roi, dims), spec.patch, max(2, spec.sw_batch_size), model,
-                                          overlap=spec.sw_overlap, mode="constant")
+                                          overlap=spec.sw_overlap, mode=spec.sw_blend)
     return _flip(torch.softmax(logits.float(), dim=1), dims)[0, 1]
 
 

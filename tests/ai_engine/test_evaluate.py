@@ -291,3 +291,13 @@ def test_one_candidate_on_two_overlapping_nodules_hits_both():
     nodules = [Annotation("A", 0, 0, 0, 10), Annotation("A", 4, 0, 0, 10)]
     m = match_candidates(nodules, [Candidate("A", 2, 0, 0, 0.7)], ["A"])
     assert (m.true_positives, m.false_negatives, m.false_positives) == (2, 0, 0)
+
+
+def test_the_report_says_which_unet_passes_ran():
+    from ai_engine.evaluate.results import unet_description
+    from ai_engine.models.spec import InputSpec
+
+    spec = InputSpec(patch=(8, 8, 8), tta_flips=((2,), (0,)), sw_blend="gaussian")
+    assert unet_description(spec, tta=True) == "U-Net: the plain pass and 2 mirrored ones, gaussian blending of overlapping windows"
+    assert unet_description(spec, tta=False) == "U-Net: the plain pass only, gaussian blending of overlapping windows"
+    assert unet_description(InputSpec(patch=(8, 8, 8)), tta=True).startswith("U-Net: the plain pass only, constant")

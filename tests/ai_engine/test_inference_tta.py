@@ -27,10 +27,10 @@ def image() -> np.ndarray:
     return np.random.default_rng(1).random((30, 32, 30), dtype=np.float32)
 
 
-def _one_pass(net, roi: torch.Tensor, dims: list[int]) -> torch.Tensor:
+def _one_pass(net, roi: torch.Tensor, dims: list[int], mode: str = "constant") -> torch.Tensor:
     x = torch.flip(roi, dims) if dims else roi
     with torch.inference_mode():
-        p = torch.softmax(sliding_window_inference(x, SPEC.patch, 2, net, overlap=SPEC.sw_overlap, mode="constant"), 1)
+        p = torch.softmax(sliding_window_inference(x, SPEC.patch, 2, net, overlap=SPEC.sw_overlap, mode=mode), 1)
     return (torch.flip(p, dims) if dims else p)[0, 1]
 
 
@@ -52,6 +52,18 @@ def test_without_flips_it_is_the_plain_pass(net, image):
     np.testing.assert_allclose(prob[BOX], _one_pass(net, roi, []).numpy(), atol=1e-6)
 
 
-def test_flips_survive_the_card_round_trip():
+def test_the_card_chooses_how_overlapping_windows_are_blended(net, image):
+    roi = torch.from_numpy(np.ascontiguousarray(image[BOX]))[None, None]
+    gaussian = inference.segment_probability(image, net, replace(SPEC, tta_flips=(), sw_blend="gaussian"), BOX,
+                                             torch.device("cpu"), False)
+    np.testing.assert_allclose(gaussian[BOX], _one_pass(net, roi, [], "gaussian").numpy(), atol=1e-6)
+    constant = inference.segment_probability(image, net, replace(SPEC, tta_flips=()), BOX, torch.device("cpu"), False)
+    assert not np.allclose(gaussian[BOX], constant[BOX], atol=1e-3)  # the overlaps are weighted otherwise
+
+
+def test_flips_and_blending_survive_the_card_round_trip():
     assert InputSpec.from_json(SPEC.to_json()) == SPEC
-    assert InputSpec.from_json({"patch": [8, 8, 8]}).tta_flips == ()  # cards written before TTA
+    gaussian = replace(SPEC, sw_blend="gaussian")
+    assert InputSpec.from_json(gaussian.to_json()) == gaussian
+    old = InputSpec.from_json({"patch": [8, 8, 8]})  # cards written before TTA and blending choices
+    assert old.tta_flips == () and old.sw_blend == "constant"
