@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     weights_dir: Path | None = None
     device: str = "cpu"
     # the U-Net card's mirrored passes (4 U-Net passes instead of 1: better CPM and fewer FPs on
-    # held-out phantoms, see ai_engine/weights/README.md); False runs the plain pass only
+    # held-out phantoms, see ai_engine/weights/README.md); False runs the plain pass only, with the
+    # card's detection threshold calibrated for it
     unet_mirrored_passes: bool = True
 
     pacs: list[DicomDestination] = Field(default_factory=list)

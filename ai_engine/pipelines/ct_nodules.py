@@ -20,6 +20,7 @@ from scipy import ndimage
 from ai_engine import lungrads, measure, preprocess
 from ai_engine.findings import CTFindings, CTVolume, Nodule, Subtype
 from ai_engine.models.inputs import crop_centered, orthogonal_planes, window01
+from ai_engine.models.spec import InputSpec
 from ai_engine.pipelines import inference
 from ai_engine.pipelines.input_grid import labels_on_input_grid
 from ai_engine.pipelines.models import CTModels, LoadedModel
@@ -54,7 +55,8 @@ def analyze_ct(volume: CTVolume, models: CTModels, config: PipelineConfig = Pipe
     timer = StageTimer()
     scan = segment(volume, models.segmentation, config, timer)
     with timer.stage("candidates"):
-        cands = candidates(scan.prob, models.segmentation.card.input_spec.thresholds, config.max_nodules,
+        cands = candidates(scan.prob, detection_thresholds(models.segmentation.card.input_spec, config.tta),
+                           config.max_nodules,
                            scan.volume.spacing_mm, scan.lungs)
     with timer.stage("map_to_input"):
         labels, kept = _to_input_grid(cands, scan, volume, models.segmentation.card.input_spec.threshold("probability"))
@@ -104,6 +106,15 @@ def segment(volume: CTVolume, seg: LoadedModel, config: PipelineConfig, timer: S
         net = inference.prepare(seg.module, False, device, 5)
         prob = inference.segment_probability(image01, net, spec, bbox, device, _bf16(seg, config))
     return IsoScan(iso, image01, lungs, prob)
+
+
+def detection_thresholds(spec: InputSpec, tta: bool) -> dict[str, float]:
+    """The card's thresholds for this run. Averaging mirrored passes lowers false positives' scores
+    more than nodules', so a plain pass alone (``tta=False``) uses ``detection_plain_pass`` where
+    the card has it (``calibrate_plain_pass``)."""
+    if tta or not spec.tta_flips or "detection_plain_pass" not in spec.thresholds:
+        return spec.thresholds
+    return {**spec.thresholds, "detection": spec.thresholds["detection_plain_pass"]}
 
 
 def candidates(prob: np.ndarray, thresholds: dict[str, float], max_nodules: int,

@@ -98,12 +98,15 @@ def _threshold_for(det, max_fp_per_scan: float) -> float:
     return float(thr[ok[-1]]) if ok.size and np.isfinite(thr[ok[-1]]) else 0.5
 
 
-def validate(models: CTModels, phantoms: list[Phantom], device: str) -> dict[str, dict]:
-    """Validation summaries for fp32 U-Net inference, and for bf16 where the device has bf16 kernels."""
+def validate(models: CTModels, phantoms: list[Phantom], device: str, tta: bool = True) -> dict[str, dict]:
+    """Validation summaries for fp32 U-Net inference, and for bf16 where the device has bf16 kernels
+    (``tta=False``: the plain pass only)."""
     spec = models.segmentation.card.input_spec
+    if not tta:
+        spec = replace(spec, tta_flips=())
     with_bf16 = bf16_fast(device)
     out: dict[str, list[ScanResult]] = {"fp32": [], "bf16": []} if with_bf16 else {"fp32": []}
-    config = PipelineConfig(device=device, bf16=with_bf16)
+    config = PipelineConfig(device=device, bf16=with_bf16, tta=tta)
     for i, ph in enumerate(phantoms):
         scan = segment(ph.volume, models.segmentation, config, StageTimer())
         probs = {"fp32": scan.prob}
@@ -230,6 +233,22 @@ def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n
                    "max_fp_per_scan": max_fp_per_scan, "n_scans": n_val, "data": _describe(n_val)}
     write_card(replace(card, input_spec=spec, metrics={**card.metrics, "pipeline_validation": validation}), weights_dir)
     return validation
+
+
+def calibrate_plain_pass(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8,
+                         max_fp_per_scan: float = 1.0, profile: str = "demo") -> dict:
+    """The detection threshold for the plain U-Net pass alone (the node's ``unet_mirrored_passes =
+    false``) on the validation phantoms, at the card's precision, written as ``detection_plain_pass``."""
+    weights_dir = Path(weights_dir)
+    card = read_card(weights_dir, "unet3d", profile)
+    val = validate(CTModels.load(weights_dir, profile), eval_phantoms(seed, "validation", n_val), device, tta=False)
+    precision = "bf16" if card.input_spec.bf16_autocast and "bf16" in val else "fp32"
+    threshold = _threshold_for(val[precision]["detection"], max_fp_per_scan)
+    info = {**_public(val[precision]), "precision": precision, "detection_threshold": threshold,
+            "max_fp_per_scan": max_fp_per_scan, "n_scans": n_val, "data": _describe(n_val)}
+    write_card(replace(card, input_spec=card.input_spec.with_thresholds(detection_plain_pass=threshold),
+                       metrics={**card.metrics, "plain_pass_validation": info}), weights_dir)
+    return info
 
 
 def calibrate_malignancy(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8,

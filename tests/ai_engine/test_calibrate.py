@@ -139,3 +139,16 @@ def test_bf16_is_adopted_where_cpm_and_dice_move_at_most_the_tolerance(weights, 
     assert info["bf16_adopted"] is adopted and info["bf16_measured"]
     assert info["bf16_minus_fp32_abs"] == pytest.approx({k: abs(moved.get(k, 0.0)) for k in fp32 if k != "detection"})
     assert json.loads((weights / "unet3d-demo.json").read_text())["input_spec"]["bf16_autocast"] is adopted
+
+
+def test_the_plain_pass_gets_its_own_detection_threshold(weights):
+    before = json.loads((weights / "unet3d-demo.json").read_text())
+    info = calibrate.calibrate_plain_pass(weights, seed=SEED, n_val=1)
+
+    card = json.loads((weights / "unet3d-demo.json").read_text())
+    assert card["input_spec"]["thresholds"]["detection_plain_pass"] == info["detection_threshold"]
+    assert card["input_spec"]["thresholds"]["detection"] == before["input_spec"]["thresholds"]["detection"]
+    assert card["input_spec"]["tta_flips"] == before["input_spec"]["tta_flips"]  # the card's passes stay
+    assert card["metrics"]["plain_pass_validation"]["precision"] == info["precision"]
+    assert info["precision"] == ("bf16" if calibrate.bf16_fast("cpu") and before["input_spec"]["bf16_autocast"] else "fp32")
+    assert 0.0 <= info["sensitivity_at_1fp"] <= 1.0 and info["n_scans"] == 1

@@ -117,6 +117,24 @@ def test_config_can_force_fp32(sphere, models):
 
 
 
+def test_the_plain_pass_alone_uses_its_own_detection_threshold(sphere, models):
+    from dataclasses import replace
+
+    from ai_engine.pipelines.ct_nodules import detection_thresholds
+
+    seg = models.segmentation
+    spec = seg.card.input_spec.with_thresholds(detection=0.2, detection_plain_pass=0.9)
+    assert detection_thresholds(spec, tta=True)["detection"] == 0.2
+    assert detection_thresholds(spec, tta=False)["detection"] == 0.9
+    assert detection_thresholds(replace(spec, tta_flips=()), tta=False)["detection"] == 0.2  # no mirrors: one threshold
+    older = seg.card.input_spec.with_thresholds(detection=0.2)  # a card calibrated before plain-pass thresholds
+    assert detection_thresholds(older, tta=False)["detection"] == 0.2
+
+    strict = spec.with_thresholds(detection=0.0, detection_plain_pass=1.01)  # no probability reaches it
+    strict_models = replace(models, segmentation=replace(seg, card=replace(seg.card, input_spec=strict)))
+    assert not analyze_ct(sphere.volume, strict_models, PipelineConfig(tta=False)).nodules
+
+
 def test_config_can_skip_the_mirrored_unet_passes(sphere, models, monkeypatch):
     seen = []
     run = inference.segment_probability
