@@ -127,7 +127,7 @@ def test_the_plain_pass_alone_uses_its_own_detection_threshold(sphere, models):
     assert detection_thresholds(spec, tta=True)["detection"] == 0.2
     assert detection_thresholds(spec, tta=False)["detection"] == 0.9
     assert detection_thresholds(replace(spec, tta_flips=()), tta=False)["detection"] == 0.2  # no mirrors: one threshold
-    older = seg.card.input_spec.with_thresholds(detection=0.2)  # a card calibrated before plain-pass thresholds
+    older = replace(spec, thresholds={k: v for k, v in spec.thresholds.items() if k != "detection_plain_pass"})
     assert detection_thresholds(older, tta=False)["detection"] == 0.2
 
     strict = spec.with_thresholds(detection=0.0, detection_plain_pass=1.01)  # no probability reaches it
