@@ -65,7 +65,8 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     device, tta = args.device or settings.device, settings.unet_mirrored_passes and not args.plain_pass
     if source.kind == "luna16":
         try:
-            _, json_path, md_path = evaluate_luna16(models, source.path, args.out, Luna16EvalConfig(max_scans=args.scans, device=device, tta=tta))
+            luna = Luna16EvalConfig(max_scans=args.scans, device=device, tta=tta)
+            _, json_path, md_path = evaluate_luna16(models, source.path, args.out, luna)
         except DatasetError as exc:
             print(f"pulmonode evaluate: {exc}", file=sys.stderr)
             return 1

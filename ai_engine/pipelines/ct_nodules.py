@@ -56,8 +56,7 @@ def analyze_ct(volume: CTVolume, models: CTModels, config: PipelineConfig = Pipe
     scan = segment(volume, models.segmentation, config, timer)
     with timer.stage("candidates"):
         cands = candidates(scan.prob, detection_thresholds(models.segmentation.card.input_spec, config.tta),
-                           config.max_nodules,
-                           scan.volume.spacing_mm, scan.lungs)
+                           config.max_nodules, scan.volume.spacing_mm, scan.lungs)
     with timer.stage("map_to_input"):
         labels, kept = _to_input_grid(cands, scan, volume, models.segmentation.card.input_spec.threshold("probability"))
     with timer.stage("measure"):
