@@ -79,7 +79,7 @@ def save_trained(name: str, model: torch.nn.Module, result: FitResult, parts: Pa
     if config.folds > 1:
         metrics["cross_validation"] = cross_validate(name, _join(parts.train, parts.val), task, config)
     training = {**config.to_json(), "bf16_native": bf16_fast(device), "optimizer": "Adam", "scheduler": "CosineAnnealingLR",
-                "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01", **(notes or {})}
+                "loss": task.describe(), "augmentation": "RandRotate ≤30°, RandFlip, RandGaussianNoise std 0.01", **(notes or {})}
     if init_from is not None:
         training["init_from"] = f"{init_from} {name}-{config.profile} sha256 {read_card(init_from, name, config.profile).sha256}"
     card = ModelCard(name=name, architecture=registry.entry(name).architecture, profile=config.profile,

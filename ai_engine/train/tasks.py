@@ -28,13 +28,29 @@ class SegmentationTask:
 
     seed: int = 0
     bf16: bool = False  # evaluate under bf16 autocast
+    # "batch": one Dice over the whole batch (stable with nodule-free patches, but a 4 mm nodule's
+    # 30 voxels weigh nothing beside a 20 mm nodule's 4,000); "patch": each patch's own foreground
+    # Dice, smoothed by 1 voxel so nodule-free patches stay defined, so every nodule's patch counts alike
+    dice: str = "batch"
     monitor: str = "dice"
     _aug: Compose = field(init=False)
     _loss: nn.Module = field(init=False)
 
     def __post_init__(self) -> None:
         self._aug = augmenter(3, with_label=True, seed=self.seed)
-        self._loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)  # batch Dice: small nodules
+        if self.dice == "batch":
+            self._loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+        elif self.dice == "patch":
+            self._loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=False, include_background=False,
+                                    smooth_nr=1.0, smooth_dr=1.0)
+        else:
+            raise ValueError(f"dice must be 'batch' or 'patch', not {self.dice!r}")
+
+    def describe(self) -> str:
+        """The loss, for the model card's training record."""
+        if self.dice == "batch":
+            return "DiceCE (MONAI DiceCELoss, batch Dice over both classes)"
+        return "DiceCE (MONAI DiceCELoss, each patch's nodule Dice, smooth 1)"
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._loss(logits, y.long())
@@ -64,6 +80,9 @@ class ClassificationTask:
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(logits, y)
+
+    def describe(self) -> str:
+        return "cross-entropy"
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return augment_batch(self._aug, x)[0], y

@@ -124,6 +124,9 @@ class _FlatTask:
     def evaluate(self, model, data, device):
         return {"score": 0.5}
 
+    def describe(self):
+        return "cross-entropy"
+
 
 def test_early_stopping_after_patience():
     data = TensorSet(torch.rand(8, 4), torch.tensor([0, 1] * 4), tuple(f"p{i}" for i in range(8)))
@@ -280,3 +283,31 @@ def test_datasets_without_the_labels_a_task_needs_are_refused(kaggle_root, tmp_p
     (kaggle_root / "train" / "unlabelled").mkdir()
     with pytest.raises(DataSourceError, match="unlabelled.*class folder"):
         subtype_set(parse_data(f"kaggle-ct:{kaggle_root}"), 10, 0)
+
+
+def _logits(mask: torch.Tensor) -> torch.Tensor:
+    """Confident two-class logits that predict ``mask`` exactly (nodule where mask is 1)."""
+    fg = mask.float() * 20 - 10
+    return torch.cat([-fg, fg], dim=1)
+
+
+def test_patch_dice_weighs_a_missed_small_nodule_like_a_missed_large_one():
+    from ai_engine.train.tasks import SegmentationTask
+
+    y = torch.zeros(2, 1, 24, 24, 24, dtype=torch.uint8)
+    y[0, 0, 2:22, 2:22, 2:22] = 1  # a large nodule, found exactly
+    y[1, 0, 10:13, 10:13, 10:13] = 1  # a 3-voxel nodule, missed
+    pred = y.clone()
+    pred[1] = 0
+    batch, patch = SegmentationTask(dice="batch"), SegmentationTask(dice="patch")
+    missed_small = batch.loss(_logits(pred), y), patch.loss(_logits(pred), y)
+    # batch Dice: 27 missed voxels against 8,000 found barely register; patch Dice: the
+    # small nodule's patch alone loses half the mean Dice term
+    assert float(missed_small[0]) < 0.05
+    assert float(missed_small[1]) > 0.45
+    assert float(patch.loss(_logits(y), y)) < 0.01  # both found: no loss
+    empty = torch.zeros_like(y)
+    assert float(patch.loss(_logits(empty), empty)) < 0.01  # nodule-free patches stay defined
+    assert "patch" in patch.describe() and "batch" in batch.describe()
+    with pytest.raises(ValueError, match="dice"):
+        SegmentationTask(dice="per-voxel")

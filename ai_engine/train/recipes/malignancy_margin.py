@@ -67,6 +67,9 @@ class MarginAuxTask(ClassificationTask):
         ce = nn.functional.cross_entropy
         return ce(logits[:, :N_MAL], y[:, 0]) + self.aux_weight * ce(logits[:, N_MAL:], y[:, 1])
 
+    def describe(self) -> str:
+        return f"cross-entropy on malignancy + {self.aux_weight} × cross-entropy on the margin (auxiliary head)"
+
     def evaluate(self, model: nn.Module, data: TensorSet, device: torch.device) -> dict[str, float]:
         prob = predict(model, data.x, device, transform=lambda t: torch.softmax(t[:, :N_MAL], 1), bf16=self.bf16).numpy()
         return classification_metrics(prob, data.y[:, 0].numpy())
