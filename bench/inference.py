@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ai_engine.models.precision import autocast, bf16_fast  # noqa: E402
 from ai_engine.pipelines import CTModels, PipelineConfig, analyze_ct  # noqa: E402
 from ai_engine.pipelines.ct_nodules import segment  # noqa: E402
+from ai_engine.pipelines.inference import windows  # noqa: E402
 from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR  # noqa: E402
 from ai_engine.pipelines.timing import StageTimer  # noqa: E402
 from ai_engine.preprocess import lung_bbox  # noqa: E402
@@ -110,24 +113,31 @@ def bench_unet(models: CTModels, volume, smoke: bool) -> dict:
     scan = segment(volume, seg, PipelineConfig(), StageTimer())
     bbox = lung_bbox(scan.lungs, PipelineConfig().lung_margin_mm, scan.volume.spacing_mm)
     roi = torch.from_numpy(np.ascontiguousarray(scan.image01[bbox]))[None, None]
-    window_flops = conv_flops(seg.module, torch.rand(1, 1, *spec.patch))
-    n_windows = _count_windows(roi.shape[2:], spec.patch, spec.sw_overlap)
+    window, overlap = windows(tuple(roi.shape[2:]), spec)
+    window_flops = conv_flops(seg.module, torch.rand(1, 1, *window))
+    n_windows = _count_windows(roi.shape[2:], window, overlap)
     rows, reference = {}, None
-    for name, net in runtimes(seg.module, spec.patch, spec.sw_batch_size, smoke).items():
-        def run(net=net):
+    nets = runtimes(seg.module, window, spec.sw_batch_size, smoke)
+    other = "patch" if spec.sw_windows == "slabs" else "slabs"  # the card's runtime, the other windows
+    nets[f"card's runtime, {other} windows"] = _Autocast(seg.module) if spec.bf16_autocast else seg.module
+    for name, net in nets.items():
+        w, o = windows(tuple(roi.shape[2:]), replace(spec, sw_windows=other)) if name.startswith("card's") else (window, overlap)
+
+        def run(net=net, w=w, o=o):
             with torch.inference_mode():
-                return torch.softmax(sliding_window_inference(roi, spec.patch, spec.sw_batch_size, net,
-                                                              overlap=spec.sw_overlap, mode=spec.sw_blend), 1)[0, 1]
+                return torch.softmax(sliding_window_inference(roi, w, spec.sw_batch_size, net,
+                                                              overlap=o, mode=spec.sw_blend), 1)[0, 1]
         seconds, prob = timed(run, 1)
         mask = prob >= spec.threshold("probability")
         reference = mask if reference is None else reference
         agree = float((mask == reference).float().mean())
         union = int((mask | reference).sum())
-        rows[name] = {"seconds": seconds, "gflops_per_s": window_flops * n_windows / seconds / 1e9,
+        flops = conv_flops(seg.module, torch.rand(1, 1, *w)) * _count_windows(roi.shape[2:], w, o)
+        rows[name] = {"seconds": seconds, "gflops_per_s": flops / seconds / 1e9,
                       "voxel_agreement": agree,
                       "mask_dice_vs_fp32": 1.0 if union == 0 else 2 * int((mask & reference).sum()) / (int(mask.sum()) + int(reference.sum()))}
-    return {"roi_zyx": list(roi.shape[2:]), "windows": n_windows, "gflop_per_window": window_flops / 1e9,
-            "runtimes": rows}
+    return {"roi_zyx": list(roi.shape[2:]), "windows": n_windows, "window_zyx": list(window),
+            "sw_windows": spec.sw_windows, "gflop_per_window": window_flops / 1e9, "runtimes": rows}
 
 
 def _count_windows(shape, roi, overlap) -> int:
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
               "segmentation_s_without_tta": plain.timings_s["segmentation"],
               "total_s_without_tta": sum(plain.timings_s.values()),
               "nodules_found": len(findings.nodules), "unet": bench_unet(models, phantom.volume, args.smoke)}
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
     _print(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
@@ -187,8 +198,10 @@ def _print(r: dict) -> None:
     print(f"  segmentation runs {r['tta_passes']} U-Net passes (the plain one and the card's mirrored ones); "
           f"the plain pass only (PipelineConfig(tta=False)): segmentation "
           f"{r['segmentation_s_without_tta']:.3f} s, total {r['total_s_without_tta']:.3f} s")
+    print(f"  peak resident memory of the benchmark process: {r['peak_rss_mb']:.0f} MB")
     u = r["unet"]
-    print(f"one U-Net pass over lung box {u['roi_zyx']}: {u['windows']} windows × {u['gflop_per_window']:.2f} GFLOP")
+    print(f"one U-Net pass over lung box {u['roi_zyx']}: {u['windows']} {u['sw_windows']} windows "
+          f"{'×'.join(map(str, u['window_zyx']))} × {u['gflop_per_window']:.2f} GFLOP")
     base = u["runtimes"]["eager fp32"]["seconds"]
     for name, row in u["runtimes"].items():
         print(f"  {name:<30} {row['seconds']:7.3f} s  x{base / row['seconds']:5.2f} vs eager fp32  "

@@ -98,10 +98,11 @@ def evaluate_classification(
 
 
 def unet_description(spec: InputSpec, tta: bool) -> str:
-    """How the run used the U-Net: its passes and the blending of overlapping windows."""
+    """How the run used the U-Net: its passes, its windows and their blending where they overlap."""
     flips = spec.tta_flips if tta else ()
     passes = f"the plain pass and {len(flips)} mirrored ones" if flips else "the plain pass only"
-    return f"U-Net: {passes}, {spec.sw_blend} blending of overlapping windows"
+    windows = "z-slabs spanning the lung box" if spec.sw_windows == "slabs" else "{}³ windows".format(spec.patch[0])
+    return f"U-Net: {passes}, {windows}, {spec.sw_blend} blending of overlapping windows"
 
 
 def operating_point_extras(detection: DetectionResult, seconds_per_scan: Sequence[float]) -> dict[str, float]:

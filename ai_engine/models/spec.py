@@ -26,6 +26,10 @@ class InputSpec:
     # alike; "gaussian" weighs its centre more, where the U-Net sees context rather than zero padding
     sw_blend: str = "constant"
     sw_batch_size: int = 2  # ≥ 2: batch-1 fp32 3D convs take PyTorch's slow im2col path
+    # the sliding window's windows: "patch" cubes of ``patch`` voxels; "slabs": z-slabs spanning the
+    # lung box's whole y-x extent, two (one batch) unless a slab would exceed the voxel budget — the
+    # patch cubes overlap so much that they run the network over ~2.5× the box's voxels
+    sw_windows: str = "patch"
     bf16_autocast: bool = False  # adopted only if metrics move ≤ 0.005 vs fp32 (see card)
     # test-time augmentation (segmentation only): one more pass per entry, the (z, y, x) array axes
     # it mirrors; the probabilities are mirrored back and averaged with the plain pass

@@ -13,6 +13,10 @@ from ai_engine.models.precision import autocast
 from ai_engine.models.spec import InputSpec
 
 BBox = tuple[slice, slice, slice]  # z, y, x index slices (preprocess.lung_bbox)
+# one slab's voxels at most: its activations stay within a few GB (bf16 or fp32)
+SLAB_MAX_VOXELS = 8_000_000
+SLAB_OVERLAP = 16  # voxels the two slabs share, at least (their seam is blended like windows')
+SLAB_MULTIPLE = 8  # the demo U-Net halves the grid three times
 
 
 @torch.inference_mode()
@@ -51,10 +55,30 @@ def _roi_pass(roi: torch.Tensor, model: nn.Module, spec: InputSpec, device: torc
               flip: tuple[int, ...]) -> torch.Tensor:
     """Foreground probability [z, y, x] of ``roi`` [1, 1, z, y, x] mirrored along ``flip``, mirrored back."""
     dims = [2 + axis for axis in flip]  # tensor dims after batch and channel
+    window, overlap = windows(tuple(roi.shape[2:]), spec)
     with autocast(bf16, device):
-        logits = sliding_window_inference(_flip(roi, dims), spec.patch, max(2, spec.sw_batch_size), model,
-                                          overlap=spec.sw_overlap, mode=spec.sw_blend)
+        logits = sliding_window_inference(_flip(roi, dims), window, max(2, spec.sw_batch_size), model,
+                                          overlap=overlap, mode=spec.sw_blend)
     return _flip(torch.softmax(logits.float(), dim=1), dims)[0, 1]
+
+
+def windows(roi_shape: tuple[int, ...], spec: InputSpec) -> tuple[tuple[int, ...], float]:
+    """The sliding window's size and overlap over a lung box of ``roi_shape`` (z, y, x) voxels.
+    "slabs": the whole y-x extent, and half the box in z plus ``SLAB_OVERLAP`` (so two slabs fill
+    one batch), thinner where a slab would exceed ``SLAB_MAX_VOXELS``; MONAI places the last slab
+    flush with the box's end, so slabs overlap by what the rounding leaves (overlap 0 asks for no more)."""
+    if spec.sw_windows == "patch":
+        return tuple(spec.patch), spec.sw_overlap
+    if spec.sw_windows != "slabs":
+        raise ValueError(f"sw_windows must be 'patch' or 'slabs', not {spec.sw_windows!r}")
+    z, y, x = (_round_up(n, SLAB_MULTIPLE) for n in roi_shape)
+    half = _round_up(-(-roi_shape[0] // 2) + SLAB_OVERLAP, SLAB_MULTIPLE)
+    budget = max(SLAB_MULTIPLE, SLAB_MAX_VOXELS // (y * x) // SLAB_MULTIPLE * SLAB_MULTIPLE)
+    return (min(half, z, budget), y, x), 0.0
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 @torch.inference_mode()

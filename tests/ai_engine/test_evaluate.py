@@ -294,10 +294,14 @@ def test_one_candidate_on_two_overlapping_nodules_hits_both():
 
 
 def test_the_report_says_which_unet_passes_ran():
+    from dataclasses import replace
+
     from ai_engine.evaluate.results import unet_description
     from ai_engine.models.spec import InputSpec
 
     spec = InputSpec(patch=(8, 8, 8), tta_flips=((2,), (0,)), sw_blend="gaussian")
-    assert unet_description(spec, tta=True) == "U-Net: the plain pass and 2 mirrored ones, gaussian blending of overlapping windows"
-    assert unet_description(spec, tta=False) == "U-Net: the plain pass only, gaussian blending of overlapping windows"
-    assert unet_description(InputSpec(patch=(8, 8, 8)), tta=True).startswith("U-Net: the plain pass only, constant")
+    assert unet_description(spec, tta=True) == "U-Net: the plain pass and 2 mirrored ones, 8³ windows, gaussian blending of overlapping windows"
+    assert unet_description(spec, tta=False) == "U-Net: the plain pass only, 8³ windows, gaussian blending of overlapping windows"
+    assert unet_description(InputSpec(patch=(8, 8, 8)), tta=True).startswith("U-Net: the plain pass only, 8³ windows, constant")
+    slabs = unet_description(replace(spec, sw_windows="slabs"), tta=False)
+    assert slabs == "U-Net: the plain pass only, z-slabs spanning the lung box, gaussian blending of overlapping windows"

@@ -67,3 +67,33 @@ def test_flips_and_blending_survive_the_card_round_trip():
     assert InputSpec.from_json(gaussian.to_json()) == gaussian
     old = InputSpec.from_json({"patch": [8, 8, 8]})  # cards written before TTA and blending choices
     assert old.tta_flips == () and old.sw_blend == "constant"
+
+
+def test_slabs_span_the_lung_box_in_y_x_and_fill_one_batch_in_z():
+    slabs = replace(SPEC, sw_windows="slabs")
+    assert inference.windows((238, 180, 290), SPEC) == (SPEC.patch, SPEC.sw_overlap)
+    (z, y, x), overlap = inference.windows((238, 180, 290), slabs)  # bench/inference.py's lung box
+    assert (y, x, overlap) == (184, 296, 0.0) and z % 8 == 0
+    assert 2 * z - 238 >= inference.SLAB_OVERLAP and z < 238  # two slabs, one batch, a shared seam
+    assert z * y * x <= inference.SLAB_MAX_VOXELS
+    (z, y, x), _ = inference.windows((300, 400, 400), slabs)  # a slab would exceed the budget: thinner ones
+    assert z * y * x <= inference.SLAB_MAX_VOXELS and z % 8 == 0 and z < 150
+    with pytest.raises(ValueError, match="sw_windows"):
+        inference.windows((30, 30, 30), replace(SPEC, sw_windows="tiles"))
+
+
+def test_a_box_within_one_slab_is_one_pass_of_the_net_over_it(net, image):
+    roi = torch.from_numpy(np.ascontiguousarray(image[BOX]))[None, None]
+    with torch.inference_mode():
+        whole = torch.softmax(net(roi), 1)[0, 1].numpy()  # zero padding at the box's edges, like MONAI's
+    slabs = inference.segment_probability(image, net, replace(SPEC, tta_flips=(), sw_windows="slabs"), BOX,
+                                          torch.device("cpu"), False)
+    np.testing.assert_allclose(slabs[BOX], whole, atol=1e-6)
+    patches = inference.segment_probability(image, net, replace(SPEC, tta_flips=()), BOX, torch.device("cpu"), False)
+    assert not np.allclose(patches[BOX], whole, atol=1e-3)  # 16³ windows: seams where the windows' zero padding shows
+
+
+def test_sw_windows_survives_the_card_round_trip():
+    slabs = replace(SPEC, sw_windows="slabs")
+    assert InputSpec.from_json(slabs.to_json()) == slabs
+    assert InputSpec.from_json({"patch": [8, 8, 8]}).sw_windows == "patch"  # older cards
