@@ -65,8 +65,8 @@ def _roi_pass(roi: torch.Tensor, model: nn.Module, spec: InputSpec, device: torc
 def windows(roi_shape: tuple[int, ...], spec: InputSpec) -> tuple[tuple[int, ...], float]:
     """The sliding window's size and overlap over a lung box of ``roi_shape`` (z, y, x) voxels.
     "slabs": the whole y-x extent, and half the box in z plus ``SLAB_OVERLAP`` (so two slabs fill
-    one batch), thinner where a slab would exceed ``SLAB_MAX_VOXELS``; MONAI places the last slab
-    flush with the box's end, so slabs overlap by what the rounding leaves (overlap 0 asks for no more)."""
+    one batch), thinner where a slab would exceed ``SLAB_MAX_VOXELS``; neighbouring slabs share at
+    least ``SLAB_OVERLAP`` voxels (MONAI places the last one flush with the box's end)."""
     if spec.sw_windows == "patch":
         return tuple(spec.patch), spec.sw_overlap
     if spec.sw_windows != "slabs":
@@ -74,7 +74,8 @@ def windows(roi_shape: tuple[int, ...], spec: InputSpec) -> tuple[tuple[int, ...
     z, y, x = (_round_up(n, SLAB_MULTIPLE) for n in roi_shape)
     half = _round_up(-(-roi_shape[0] // 2) + SLAB_OVERLAP, SLAB_MULTIPLE)
     budget = max(SLAB_MULTIPLE, SLAB_MAX_VOXELS // (y * x) // SLAB_MULTIPLE * SLAB_MULTIPLE)
-    return (min(half, z, budget), y, x), 0.0
+    slab = min(half, z, budget)
+    return (slab, y, x), min(SLAB_OVERLAP / slab, 0.5)  # one window in y and x whatever the overlap
 
 
 def _round_up(n: int, multiple: int) -> int:
