@@ -120,8 +120,11 @@ def bench_unet(models: CTModels, volume, smoke: bool) -> dict:
     nets = runtimes(seg.module, window, spec.sw_batch_size, smoke)
     other = "patch" if spec.sw_windows == "slabs" else "slabs"  # the card's runtime, the other windows
     nets[f"card's runtime, {other} windows"] = _Autocast(seg.module) if spec.bf16_autocast else seg.module
+    other_window, other_overlap = windows(tuple(roi.shape[2:]), replace(spec, sw_windows=other))
+    other_flops = conv_flops(seg.module, torch.rand(1, 1, *other_window)) * _count_windows(roi.shape[2:], other_window, other_overlap)
     for name, net in nets.items():
-        w, o = windows(tuple(roi.shape[2:]), replace(spec, sw_windows=other)) if name.startswith("card's") else (window, overlap)
+        w, o, flops = ((other_window, other_overlap, other_flops) if name.startswith("card's")
+                       else (window, overlap, window_flops * n_windows))
 
         def run(net=net, w=w, o=o):
             with torch.inference_mode():
@@ -132,7 +135,6 @@ def bench_unet(models: CTModels, volume, smoke: bool) -> dict:
         reference = mask if reference is None else reference
         agree = float((mask == reference).float().mean())
         union = int((mask | reference).sum())
-        flops = conv_flops(seg.module, torch.rand(1, 1, *w)) * _count_windows(roi.shape[2:], w, o)
         rows[name] = {"seconds": seconds, "gflops_per_s": flops / seconds / 1e9,
                       "voxel_agreement": agree,
                       "mask_dice_vs_fp32": 1.0 if union == 0 else 2 * int((mask & reference).sum()) / (int(mask.sum()) + int(reference.sum()))}

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 import numpy as np, torch
 from scipy import ndimage
-torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))
+torch.set_num_threads(int(os.environ.get("THREADS", "2")))
 from ai_engine.train import run as runmod
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import parse_data
@@ -51,7 +51,7 @@ if init:  # the other models come along unchanged so the directory is a full wei
         for ext in (".pt", ".json"):
             shutil.copy(init / f"{n}-demo{ext}", OUT / f"{n}-demo{ext}")
 cfg = TrainConfig(epochs=EPOCHS, batch_size=8, n_cases=len(set(I)), steps_per_epoch=STEPS, patience=EPOCHS, lr=LR, seed=0, progress=False)
-res = runmod.train_model("unet3d", parts, SegmentationTask(seed=0, bf16=True, dice=__import__("os").environ.get("DICE", "batch")), cfg, parse_data("synthetic"), OUT,
+res = runmod.train_model("unet3d", parts, SegmentationTask(seed=0, bf16=True, dice=os.environ.get("DICE", "batch")), cfg, parse_data("synthetic"), OUT,
                          calibrate=calibrate_probability, init_from=init)
 print("history", [(h["epoch"], round(h["loss"], 3), round(h["dice"], 3)) for h in res.history], flush=True)
 print("metrics", res.card.metrics, f"{time.time()-t0:.0f}s", flush=True)
