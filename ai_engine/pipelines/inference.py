@@ -57,9 +57,18 @@ def _roi_pass(roi: torch.Tensor, model: nn.Module, spec: InputSpec, device: torc
     dims = [2 + axis for axis in flip]  # tensor dims after batch and channel
     window, overlap = windows(tuple(roi.shape[2:]), spec)
     with autocast(bf16, device):
-        logits = sliding_window_inference(_flip(roi, dims), window, max(2, spec.sw_batch_size), model,
-                                          overlap=overlap, mode=spec.sw_blend)
-    return _flip(torch.softmax(logits.float(), dim=1), dims)[0, 1]
+        margin = sliding_window_inference(_flip(roi, dims), window, max(2, spec.sw_batch_size),
+                                          lambda x: _foreground_margin(model(x)), overlap=overlap, mode=spec.sw_blend)
+    return _flip(torch.sigmoid(margin), dims)[0, 0]
+
+
+def _foreground_margin(logits: torch.Tensor) -> torch.Tensor:
+    """Nodule minus background logit [N, 1, ...]: its sigmoid is the two-class softmax's nodule
+    probability, and blending it is blending both logits (linear), at half the windows' memory."""
+    if logits.shape[1] != 2:
+        raise ValueError(f"the segmentation net must give 2 classes (background, nodule), not {logits.shape[1]}")
+    logits = logits.float()  # bf16 logits: subtract them exactly
+    return logits[:, 1:2] - logits[:, 0:1]
 
 
 def windows(roi_shape: tuple[int, ...], spec: InputSpec) -> tuple[tuple[int, ...], float]:
@@ -101,9 +110,10 @@ def class_probabilities(inputs: np.ndarray, model: nn.Module, device: torch.devi
 
 
 def prepare(model: nn.Module, channels_last: bool, device: torch.device, ndim: int) -> nn.Module:
-    """Move to device in eval mode; channels-last memory format where oneDNN prefers it."""
+    """Move to device in eval mode, in channels-last memory format where oneDNN prefers it and
+    contiguous otherwise (``Module.to`` works in place: a shared module keeps no earlier caller's layout)."""
     model = model.to(device).eval()
-    return model.to(memory_format=_channels_last(ndim)) if channels_last else model
+    return model.to(memory_format=_channels_last(ndim) if channels_last else torch.contiguous_format)
 
 
 def ensemble_mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:

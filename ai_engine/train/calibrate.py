@@ -48,7 +48,9 @@ BF16_GATED = ("cpm", "mean_detected_dice")
 MIN_AUC_TO_CALIBRATE = 0.65
 # mirrored U-Net passes to choose from, as (z, y, x) array axes: left-right (x), head-feet (z) and
 # both (training augmented with flips on every axis, so each mirror is in-distribution)
-FLIP_CHOICES = {"plain": (), "x": ((2,),), "z": ((0,),), "x|z": ((2,), (0,)), "x|z|xz": ((2,), (0,), (0, 2))}
+# mirrored passes averaged with the plain one ((z, y, x) axes; x: left-right, y: front-back, z: head-feet)
+FLIP_CHOICES = {"plain": (), "x": ((2,),), "z": ((0,),), "x|z": ((2,), (0,)), "x|z|xz": ((2,), (0,), (0, 2)),
+                "x|y|z": ((2,), (1,), (0,)), "x|z|xz|y": ((2,), (0,), (0, 2), (1,))}
 # how the sliding window blends overlapping windows (InputSpec.sw_blend), compared with each choice of passes
 BLEND_CHOICES = ("constant", "gaussian")
 
@@ -98,22 +100,24 @@ def _threshold_for(det, max_fp_per_scan: float) -> float:
     return float(thr[ok[-1]]) if ok.size and np.isfinite(thr[ok[-1]]) else 0.5
 
 
-def validate(models: CTModels, phantoms: list[Phantom], device: str, tta: bool = True) -> dict[str, dict]:
+def validate(models: CTModels, phantoms: list[Phantom], device: str, tta: bool = True,
+             fp32_reference: bool = True) -> dict[str, dict]:
     """Validation summaries for fp32 U-Net inference, and for bf16 where the device has bf16 kernels
-    (``tta=False``: the plain pass only)."""
+    (``tta=False``: the plain pass only; ``fp32_reference=False``: bf16 alone where it runs)."""
     spec = models.segmentation.card.input_spec
     if not tta:
         spec = replace(spec, tta_flips=())
     with_bf16 = bf16_fast(device)
-    out: dict[str, list[ScanResult]] = {"fp32": [], "bf16": []} if with_bf16 else {"fp32": []}
+    with_fp32 = fp32_reference or not with_bf16
+    out: dict[str, list[ScanResult]] = {k: [] for k, on in (("fp32", with_fp32), ("bf16", with_bf16)) if on}
     config = PipelineConfig(device=device, bf16=with_bf16, tta=tta)
     for i, ph in enumerate(phantoms):
         scan = segment(ph.volume, models.segmentation, config, StageTimer())
-        probs = {"fp32": scan.prob}
-        if with_bf16:
+        probs = {"bf16" if with_bf16 else "fp32": scan.prob}
+        if with_bf16 and with_fp32:
             bbox = lung_bbox(scan.lungs, config.lung_margin_mm, scan.volume.spacing_mm)
-            probs = {"bf16": scan.prob, "fp32": inference.segment_probability(
-                scan.image01, models.segmentation.module, spec, bbox, torch.device(device), bf16=False)}
+            probs["fp32"] = inference.segment_probability(scan.image01, models.segmentation.module, spec, bbox,
+                                                          torch.device(device), bf16=False)
         for name, prob in probs.items():
             out[name].append(_scan_from_prob(f"scan{i}", prob, spec.thresholds, scan, ph))
     rel, irr = annotations(phantoms)
@@ -241,7 +245,9 @@ def calibrate_plain_pass(weights_dir: Path, seed: int = 0, device: str = "cpu", 
     false``) on the validation phantoms, at the card's precision, written as ``detection_plain_pass``."""
     weights_dir = Path(weights_dir)
     card = read_card(weights_dir, "unet3d", profile)
-    val = validate(CTModels.load(weights_dir, profile), eval_phantoms(seed, "validation", n_val), device, tta=False)
+    # the card's precision is all that is calibrated here (calibrate_detection compared bf16 with fp32)
+    val = validate(CTModels.load(weights_dir, profile), eval_phantoms(seed, "validation", n_val), device, tta=False,
+                   fp32_reference=not card.input_spec.bf16_autocast)
     precision = "bf16" if card.input_spec.bf16_autocast and "bf16" in val else "fp32"
     threshold = _threshold_for(val[precision]["detection"], max_fp_per_scan)
     info = {**_public(val[precision]), "precision": precision, "detection_threshold": threshold,

@@ -152,3 +152,15 @@ def test_the_plain_pass_gets_its_own_detection_threshold(weights):
     assert card["metrics"]["plain_pass_validation"]["precision"] == info["precision"]
     assert info["precision"] == ("bf16" if calibrate.bf16_fast("cpu") and before["input_spec"]["bf16_autocast"] else "fp32")
     assert 0.0 <= info["sensitivity_at_1fp"] <= 1.0 and info["n_scans"] == 1
+
+
+def test_validation_runs_the_fp32_reference_only_where_asked(monkeypatch):
+    models = CTModels.load(SHIPPED_WEIGHTS_DIR, "demo")
+    phantoms = eval_phantoms(SEED, "validation", 1)
+    monkeypatch.setattr(calibrate, "bf16_fast", lambda device: True)
+    both = calibrate.validate(models, phantoms, "cpu", tta=False)
+    assert set(both) == {"fp32", "bf16"}
+    alone = calibrate.validate(models, phantoms, "cpu", tta=False, fp32_reference=False)
+    assert set(alone) == {"bf16"} and alone["bf16"]["cpm"] == both["bf16"]["cpm"]
+    monkeypatch.setattr(calibrate, "bf16_fast", lambda device: False)  # no bf16 kernels: fp32 is all there is
+    assert set(calibrate.validate(models, phantoms, "cpu", tta=False, fp32_reference=False)) == {"fp32"}

@@ -99,3 +99,31 @@ def test_sw_windows_survives_the_card_round_trip():
     slabs = replace(SPEC, sw_windows="slabs")
     assert InputSpec.from_json(slabs.to_json()) == slabs
     assert InputSpec.from_json({"patch": [8, 8, 8]}).sw_windows == "patch"  # older cards
+
+
+def _layouts(model: torch.nn.Module) -> set[bool]:
+    """Whether each convolution's kernel is channels-last (one input channel reads as both layouts)."""
+    return {m.weight.is_contiguous(memory_format=torch.channels_last_3d)
+            for m in model.modules() if isinstance(m, torch.nn.Conv3d) and m.in_channels > 1}
+
+
+def test_prepare_sets_the_asked_memory_format_both_ways():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), torch.nn.Conv3d(4, 2, 3, padding=1))
+    assert _layouts(inference.prepare(model, True, torch.device("cpu"), 5)) == {True}
+    assert _layouts(inference.prepare(model, False, torch.device("cpu"), 5)) == {False}  # not left channels-last
+
+
+def test_a_channels_last_unet_gives_the_contiguous_unet_probabilities(image):
+    from ai_engine.models import architectures
+
+    torch.manual_seed(0)
+    unet = architectures.unet3d("demo").eval()
+    spec = replace(SPEC, tta_flips=((2,),))
+    contiguous = inference.segment_probability(image, inference.prepare(unet, False, torch.device("cpu"), 5), spec,
+                                               BOX, torch.device("cpu"), False)
+    last = inference.segment_probability(image, inference.prepare(unet, True, torch.device("cpu"), 5), spec,
+                                         BOX, torch.device("cpu"), False)
+    assert _layouts(unet) == {True}
+    assert contiguous[BOX].std() > 1e-3  # a net whose output varies, so agreement means something
+    np.testing.assert_allclose(last, contiguous, atol=1e-5)

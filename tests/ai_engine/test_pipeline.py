@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from ai_engine.findings import SYNTHETIC_DISCLAIMER, NoduleType, Side, Zone
 from ai_engine.models import WeightsIntegrityError
@@ -145,3 +146,20 @@ def test_config_can_skip_the_mirrored_unet_passes(sphere, models, monkeypatch):
     best = max(plain.nodules, key=lambda n: n.detection_score)
     assert np.linalg.norm(np.subtract(best.centroid_mm, truth.centre_mm)) <= 1.0
     assert abs(best.volume_mm3 - truth.volume_mm3) <= 0.15 * truth.volume_mm3
+
+
+def test_the_unet_runs_channels_last_as_the_registry_asks(sphere, models, monkeypatch):
+    from ai_engine.models.registry import entry
+
+    layouts = []
+    run = inference.segment_probability
+
+    def spy(image01, net, *args, **kwargs):
+        convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d) and m.in_channels > 1]
+        layouts.append({m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs})
+        return run(image01, net, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "segment_probability", spy)
+    analyze_ct(sphere.volume, models, PipelineConfig(tta=False))
+    assert entry("unet3d").channels_last
+    assert layouts == [{True}]

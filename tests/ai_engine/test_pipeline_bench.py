@@ -26,5 +26,7 @@ def test_inference_bench_smoke(tmp_path):
     # bf16 is timed only where the CPU has bf16 kernels (the pipeline falls back to fp32 elsewhere)
     assert ("eager bf16 autocast" in runtimes) == result["bf16_native"] == bf16_fast("cpu")
     assert runtimes["torchscript frozen fp32"]["mask_dice_vs_fp32"] > 0.99
+    assert runtimes["eager fp32 channels_last_3d"]["mask_dice_vs_fp32"] > 0.99
+    assert result["unet"]["card_runtime"] in runtimes  # the pipeline's own runtime is among those timed
     assert all(r["gflops_per_s"] > 0 for r in runtimes.values())
     assert "GFLOP/s" in proc.stdout and "vs eager fp32" in proc.stdout
