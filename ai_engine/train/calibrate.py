@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from ai_engine.evaluate import Annotation, Candidate, dice_per_nodule, evaluate_detection
 from ai_engine.evaluate.classification import roc_curve
+from ai_engine.evaluate.detection import DetectionMatch
 from ai_engine.evaluate.synthetic import malignancy_pairs, relevant_truth, truth_annotations
 from ai_engine.models.card import read_card, write_card
 from ai_engine.models.precision import bf16_fast
@@ -46,6 +47,10 @@ BF16_TOLERANCE = 0.005
 # moves it by 0.023, while CPM averages seven such points
 BF16_GATED = ("cpm", "mean_detected_dice")
 MIN_AUC_TO_CALIBRATE = 0.65
+# FPs a validation scan may have at the detection threshold: half the target's 1, a margin for new
+# scans. The cut at the validation scans' 1 FP edge let 1.5 and 2.1 FPs a scan through on the test
+# and `evaluate` phantoms (session 10; recipes README)
+CALIBRATION_FP_PER_SCAN = 0.5
 # mirrored U-Net passes to choose from, as (z, y, x) array axes: left-right (x), head-feet (z) and
 # both (training augmented with flips on every axis, so each mirror is in-distribution)
 # mirrored passes averaged with the plain one ((z, y, x) axes; x: left-right, y: front-back, z: head-feet)
@@ -93,11 +98,24 @@ def _summarise(results: list[ScanResult], rel, irr) -> dict:
             "mean_detected_dice": float(np.mean(dices)) if dices else float("nan")}
 
 
-def _threshold_for(det, max_fp_per_scan: float) -> float:
-    """Lowest score threshold whose FPs/scan stays ≤ the limit (FROC is ordered by threshold)."""
-    fps, thr = np.array(det.froc.fps_per_scan), np.array(det.froc.thresholds)
-    ok = np.flatnonzero(fps <= max_fp_per_scan)
-    return float(thr[ok[-1]]) if ok.size and np.isfinite(thr[ok[-1]]) else 0.5
+def detection_threshold(match: DetectionMatch, max_fp_per_scan: float) -> float:
+    """The score cut for the best sensitivity the scans reach at ≤ ``max_fp_per_scan``, with the
+    fewest false positives for it: halfway from the weakest candidate it needs to the next lower score
+    (not the lowest cut still within the limit, which admits every false positive the limit allows)."""
+    keep = ~np.array(match.excluded, dtype=bool)  # excluded: missed nodules, no candidate
+    y, s = np.array(match.is_nodule, dtype=bool)[keep], np.array(match.probability, dtype=np.float64)[keep]
+    if not s.size:
+        return 0.5
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # each distinct score's last candidate
+    fps, tps = np.cumsum(~y)[last] / max(match.n_scans, 1), np.cumsum(y)[last]
+    within = np.flatnonzero(fps <= max_fp_per_scan)
+    if not within.size or tps[within[-1]] == 0:  # no nodule found within the limit: call nothing
+        return float(np.nextafter(s[0], np.inf))
+    j = int(np.argmax(tps >= tps[within[-1]]))  # the highest cut reaching that sensitivity
+    lower = s[last[j] + 1] if last[j] + 1 < s.size else 0.0
+    return float((s[last[j]] + lower) / 2)
 
 
 def validate(models: CTModels, phantoms: list[Phantom], device: str, tta: bool = True,
@@ -204,7 +222,7 @@ def _public(summary: dict) -> dict:
 
 
 def calibrate_pipeline(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8, n_test: int = 12,
-                       max_fp_per_scan: float = 1.0, profile: str = "demo") -> dict:
+                       max_fp_per_scan: float = CALIBRATION_FP_PER_SCAN, profile: str = "demo") -> dict:
     """Calibrate the detection threshold, the bf16 decision and the malignant threshold, then test;
     the results go into the cards."""
     validation = calibrate_detection(weights_dir, seed, device, n_val, max_fp_per_scan, profile)
@@ -214,7 +232,7 @@ def calibrate_pipeline(weights_dir: Path, seed: int = 0, device: str = "cpu", n_
 
 
 def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8,
-                        max_fp_per_scan: float = 1.0, profile: str = "demo") -> dict:
+                        max_fp_per_scan: float = CALIBRATION_FP_PER_SCAN, profile: str = "demo") -> dict:
     """Validation phantoms → detection-score threshold and bf16 decision, written into the U-Net spec."""
     weights_dir = Path(weights_dir)
     val = validate(CTModels.load(weights_dir, profile), eval_phantoms(seed, "validation", n_val), device)
@@ -231,7 +249,7 @@ def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n
         if bf16:
             validation["bf16_earlier_measurement"] = earlier.get("bf16_earlier_measurement") or {
                 k: earlier.get(k) for k in ("bf16_minus_fp32_abs", "data")}
-    threshold = _threshold_for(val["bf16" if "bf16" in val and bf16 else "fp32"]["detection"], max_fp_per_scan)
+    threshold = detection_threshold(val["bf16" if "bf16" in val and bf16 else "fp32"]["detection"].match, max_fp_per_scan)
     spec = replace(card.input_spec.with_thresholds(detection=threshold), bf16_autocast=bf16)
     validation |= {"bf16_measured": "bf16" in val, "bf16_adopted": bf16, "detection_threshold": threshold,
                    "max_fp_per_scan": max_fp_per_scan, "n_scans": n_val, "data": _describe(n_val)}
@@ -240,7 +258,7 @@ def calibrate_detection(weights_dir: Path, seed: int = 0, device: str = "cpu", n
 
 
 def calibrate_plain_pass(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8,
-                         max_fp_per_scan: float = 1.0, profile: str = "demo") -> dict:
+                         max_fp_per_scan: float = CALIBRATION_FP_PER_SCAN, profile: str = "demo") -> dict:
     """The detection threshold for the plain U-Net pass alone (the node's ``unet_mirrored_passes =
     false``) on the validation phantoms, at the card's precision, written as ``detection_plain_pass``."""
     weights_dir = Path(weights_dir)
@@ -249,7 +267,7 @@ def calibrate_plain_pass(weights_dir: Path, seed: int = 0, device: str = "cpu", 
     val = validate(CTModels.load(weights_dir, profile), eval_phantoms(seed, "validation", n_val), device, tta=False,
                    fp32_reference=not card.input_spec.bf16_autocast)
     precision = "bf16" if card.input_spec.bf16_autocast and "bf16" in val else "fp32"
-    threshold = _threshold_for(val[precision]["detection"], max_fp_per_scan)
+    threshold = detection_threshold(val[precision]["detection"].match, max_fp_per_scan)
     info = {**_public(val[precision]), "precision": precision, "detection_threshold": threshold,
             "max_fp_per_scan": max_fp_per_scan, "n_scans": n_val, "data": _describe(n_val)}
     write_card(replace(card, input_spec=card.input_spec.with_thresholds(detection_plain_pass=threshold),

@@ -164,3 +164,18 @@ def test_validation_runs_the_fp32_reference_only_where_asked(monkeypatch):
     assert set(alone) == {"bf16"} and alone["bf16"]["cpm"] == both["bf16"]["cpm"]
     monkeypatch.setattr(calibrate, "bf16_fast", lambda device: False)  # no bf16 kernels: fp32 is all there is
     assert set(calibrate.validate(models, phantoms, "cpu", tta=False, fp32_reference=False)) == {"fp32"}
+
+
+def test_the_detection_threshold_keeps_the_best_sensitivity_within_the_fp_limit_with_the_fewest_fps():
+    from ai_engine.evaluate import Annotation, Candidate, evaluate_detection
+
+    truth = [Annotation("a", 0, 0, 0, 10), Annotation("b", 0, 0, 0, 10), Annotation("b", 50, 50, 50, 10)]
+    hits = [Candidate("a", 0, 0, 0, 0.9), Candidate("b", 0, 0, 0, 0.7)]
+    false = [Candidate(uid, 90, 90, 90 + i, p) for i, (uid, p) in enumerate([("a", 0.8), ("b", 0.6), ("a", 0.5)])]
+    match = evaluate_detection(truth, hits + false, ["a", "b"], []).match
+    # two FPs allowed (1 a scan): both hits by 0.6, but 0.6 itself is an FP that buys nothing
+    assert calibrate.detection_threshold(match, 1.0) == pytest.approx(0.65)
+    assert calibrate.detection_threshold(match, 0.5) == pytest.approx(0.65)  # one FP: the 0.8 one, for the 0.7 hit
+    assert calibrate.detection_threshold(match, 0.4) == pytest.approx(0.85)  # no FP allowed: the first hit only
+    nothing = evaluate_detection(truth, false, ["a", "b"], []).match
+    assert calibrate.detection_threshold(nothing, 1.0) > 0.8  # no hit within the limit: nothing is called
