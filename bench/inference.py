@@ -30,8 +30,7 @@ from ai_engine.models.precision import autocast, bf16_fast  # noqa: E402
 from ai_engine.pipelines import CTModels, PipelineConfig, analyze_ct  # noqa: E402
 from ai_engine.pipelines.ct_nodules import segment  # noqa: E402
 from ai_engine.pipelines.inference import prepare, windows  # noqa: E402
-from ai_engine.pipelines.models import LoadedModel  # noqa: E402
-from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR  # noqa: E402
+from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR, LoadedModel  # noqa: E402
 from ai_engine.pipelines.timing import StageTimer  # noqa: E402
 from ai_engine.preprocess import lung_bbox  # noqa: E402
 from ai_engine.synthetic import make_ct_phantom  # noqa: E402

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     model_profile: Literal["demo", "paper"] = "demo"
     weights_dir: Path | None = None
     device: str = "cpu"
-    # the U-Net card's mirrored passes (4 U-Net passes instead of 1: better CPM and fewer FPs on
+    # the U-Net card's mirrored passes (5 U-Net passes instead of 1: better CPM and fewer FPs on
     # held-out phantoms, see ai_engine/weights/README.md); False runs the plain pass only, with the
     # card's detection threshold calibrated for it
     unet_mirrored_passes: bool = True

@@ -51,9 +51,9 @@ MIN_AUC_TO_CALIBRATE = 0.65
 # scans. The cut at the validation scans' 1 FP edge let 1.5 and 2.1 FPs a scan through on the test
 # and `evaluate` phantoms (session 10; recipes README)
 CALIBRATION_FP_PER_SCAN = 0.5
-# mirrored U-Net passes to choose from, as (z, y, x) array axes: left-right (x), head-feet (z) and
-# both (training augmented with flips on every axis, so each mirror is in-distribution)
-# mirrored passes averaged with the plain one ((z, y, x) axes; x: left-right, y: front-back, z: head-feet)
+# mirrored U-Net passes to choose from, as (z, y, x) array axes: left-right (x), front-back (y),
+# head-feet (z) and x and z both (training augmented with flips on every axis, so each mirror is
+# in-distribution)
 FLIP_CHOICES = {"plain": (), "x": ((2,),), "z": ((0,),), "x|z": ((2,), (0,)), "x|z|xz": ((2,), (0,), (0, 2)),
                 "x|y|z": ((2,), (1,), (0,)), "x|z|xz|y": ((2,), (0,), (0, 2), (1,))}
 # how the sliding window blends overlapping windows (InputSpec.sw_blend), compared with each choice of passes
