@@ -48,6 +48,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from ai_engine.datasets import DatasetError
     from ai_engine.evaluate.luna16 import Luna16EvalConfig, evaluate_luna16
     from ai_engine.evaluate.synthetic import SyntheticEvalConfig, evaluate_synthetic
+    from ai_engine.models import ModelError
     from ai_engine.pipelines.models import CTModels
     from ai_engine.train import DataSourceError, parse_data
 
@@ -61,7 +62,11 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
               "nodule pipeline; `pulmonode train subtype --data kaggle-ct:PATH` scores a subtype network on its "
               "test split (the card holds the metrics)", file=sys.stderr)
         return 2
-    models = CTModels.load(args.weights or settings.weights_dir or SHIPPED, settings.model_profile)
+    try:
+        models = CTModels.load(args.weights or settings.weights_dir or SHIPPED, settings.model_profile)
+    except ModelError as exc:  # a missing, tampered or unsuitable model: one line, not a traceback
+        print(f"pulmonode evaluate: {exc}", file=sys.stderr)
+        return 1
     device, tta = args.device or settings.device, settings.unet_mirrored_passes and not args.plain_pass
     if source.kind == "luna16":
         try:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pydicom
+
+SHIPPED = Path(__file__).resolve().parent.parent / "ai_engine" / "weights"
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -94,6 +97,12 @@ def test_train_on_kaggle_chest_ct_folders(tmp_path: Path) -> None:
     refused = run("train", "malignancy", "--data", data, "--out", str(out))
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert f"pulmonode train malignancy: {data}: cannot train malignancy" in refused.stderr
+    for other in SHIPPED.glob("*"):  # the shipped CT models beside the Kaggle-trained subtype net
+        if not other.name.startswith("efficientnet-b3"):
+            shutil.copy(other, out / other.name)
+    refused = run("evaluate", "--weights", str(out), "--scans", "1", "--out", str(tmp_path / "eval"))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "'efficientnet-b3' card says it was trained on kaggle-ct data" in refused.stderr
 
 
 def test_evaluate_on_a_luna16_tree(tmp_path: Path) -> None:

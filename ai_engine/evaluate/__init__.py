@@ -34,9 +34,11 @@ Public API (stable)::
         (accuracy, per_class: ClassMetrics(name, precision, recall, f1, support),
          macro_precision, macro_recall, macro_f1, confusion)
     roc_auc(labels, scores) -> float       # by ranking, ties count 1/2
+    roc_auc_interval(labels, scores, n_samples=1000, confidence=0.95, seed=0) -> (lower, upper)
+        # percentile bootstrap, cases resampled within each class
     roc_curve(labels, scores) -> RocCurve(fpr, tpr, thresholds, auc)
-    evaluate_classification(task, y_true, y_pred, class_names, positive_scores=None)
-        -> ClassificationResult(task, metrics, roc)
+    evaluate_classification(task, y_true, y_pred, class_names, positive_scores=None, bootstrap_samples=0)
+        -> ClassificationResult(task, metrics, roc, auc_interval)
 
     # report
     EvaluationResults(dataset: str, models: tuple[ModelInfo, ...], detection=None,
@@ -59,6 +61,7 @@ from ai_engine.evaluate.classification import (
     classification_metrics,
     confusion_matrix,
     roc_auc,
+    roc_auc_interval,
     roc_curve,
 )
 from ai_engine.evaluate.detection import Annotation, Candidate, DetectionMatch, match_candidates
@@ -89,5 +92,5 @@ __all__ = [
     "EvaluationError", "EvaluationResults", "FrocBootstrap", "FrocCurve", "NoduleDice", "RocCurve",
     "SegmentationResult", "classification_metrics", "confusion_matrix", "cpm", "dice",
     "dice_per_nodule", "evaluate_classification", "evaluate_detection", "froc_bootstrap", "froc_curve",
-    "match_candidates", "roc_auc", "roc_curve", "write_report",
+    "match_candidates", "roc_auc", "roc_auc_interval", "roc_curve", "write_report",
 ]

@@ -78,6 +78,20 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def roc_auc_interval(labels: Sequence[int], scores: Sequence[float], n_samples: int = 1000,
+                     confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC AUC. Cases are resampled within each class, so every
+    sample keeps both classes and their counts."""
+    y, s = _binary(labels, scores)
+    pos, neg = s[y], s[~y]
+    rng = np.random.default_rng(seed)
+    aucs = np.sort([roc_auc([1] * pos.size + [0] * neg.size,
+                            np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+                    for _ in range(n_samples)])
+    pz = (1.0 - confidence) / 2.0  # the sorted samples at floor(Pz·n), floor((1-Pz)·n), as froc_bootstrap
+    return float(aucs[int(np.floor(pz * n_samples))]), float(aucs[min(int(np.floor((1 - pz) * n_samples)), n_samples - 1)])
+
+
 def roc_curve(labels: Sequence[int], scores: Sequence[float]) -> RocCurve:
     """ROC points at every distinct score threshold (score >= threshold is positive)."""
     y, s = _binary(labels, scores)

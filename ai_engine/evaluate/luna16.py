@@ -29,6 +29,7 @@ class Luna16EvalConfig:
     device: str = "cpu"
     tta: bool = True  # the U-Net card's mirrored passes; False: the plain pass only
     progress: bool = True
+    bootstrap_samples: int = 1000  # LUNA16's FROC bootstrap: scans resampled
 
 
 def evaluate_luna16(models: CTModels, root: Path, out_dir: Path, config: Luna16EvalConfig = Luna16EvalConfig()
@@ -47,7 +48,8 @@ def evaluate_luna16(models: CTModels, root: Path, out_dir: Path, config: Luna16E
         seconds.append(sum(findings.timings_s.values()))
         relevant += case.annotations
         candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
-    detection = evaluate_detection(relevant, candidates, uids, irrelevant)  # other scans' findings: never looked up
+    # other scans' findings: never looked up
+    detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples)
     results = EvaluationResults(
         dataset=f"LUNA16 at {root}: {len(uids)} of {len(dataset)} scans"
                 + (f", {EXCLUDED_CSV} as irrelevant findings" if irrelevant else f", no {EXCLUDED_CSV}")

@@ -99,6 +99,8 @@ def _classification_dict(c: ClassificationResult) -> dict:
     if c.roc is not None:
         out["roc_auc"] = c.roc.auc
         out["roc"] = {"fpr": c.roc.fpr, "tpr": c.roc.tpr}
+    if c.auc_interval is not None:
+        out["roc_auc_interval_95"] = list(c.auc_interval)
     return out
 
 
@@ -147,12 +149,19 @@ def _detection_md(d: DetectionResult | None) -> list[str]:
     rows = [("scans", m.n_scans), ("nodules", m.n_nodules), ("true positives", m.true_positives),
             ("false positives", m.false_positives), ("false negatives", m.false_negatives),
             ("CPM (LUNA16)", _f(d.cpm.score)), ("sensitivity at 1 FP/scan", _f(d.sensitivity_at_1_fp))]
-    rows += [(f"sensitivity at {r} FP/scan", _f(s)) for r, s in zip(d.cpm.fp_rates, d.cpm.sensitivities)]
+    bounds = _bootstrap_dict(d)
+    rows += [(f"sensitivity at {r} FP/scan", _f(s) + (_interval((bounds["sensitivity_lower"][str(r)],
+                                                                 bounds["sensitivity_upper"][str(r)])) if bounds else ""))
+             for r, s in zip(d.cpm.fp_rates, d.cpm.sensitivities)]
     if d.bootstrap is not None:
         rows.append((f"CPM of the bootstrapped mean FROC ({d.bootstrap.n_samples} samples)",
                      _f(d.bootstrap.cpm().score)))
     return ["## Detection (LUNA16 FROC)", "", "| measure | value |", "|---|---|"] + [
         f"| {k} | {v} |" for k, v in rows] + [""]
+
+
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return "" if bounds is None else f" (95% bootstrap interval {_f(bounds[0])}–{_f(bounds[1])})"
 
 
 def _segmentation_md(results: EvaluationResults) -> list[str]:
@@ -170,7 +179,7 @@ def _classification_md(c: ClassificationResult) -> list[str]:
              f"- macro precision / recall / F1: {_f(m.macro_precision)} / {_f(m.macro_recall)} / "
              f"{_f(m.macro_f1)}"]
     if c.roc is not None:
-        lines.append(f"- ROC AUC: {_f(c.roc.auc)}")
+        lines.append(f"- ROC AUC: {_f(c.roc.auc)}{_interval(c.auc_interval)}")
     lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     lines += [f"| {p.name} | {_f(p.precision)} | {_f(p.recall)} | {_f(p.f1)} | {p.support} |"
               for p in m.per_class]

@@ -11,6 +11,7 @@ from ai_engine.evaluate.classification import (
     ClassificationMetrics,
     RocCurve,
     classification_metrics,
+    roc_auc_interval,
     roc_curve,
 )
 from ai_engine.evaluate.detection import Annotation, Candidate, DetectionMatch, match_candidates
@@ -53,6 +54,7 @@ class ClassificationResult:
     task: str  # e.g. "malignancy", "subtype"
     metrics: ClassificationMetrics
     roc: RocCurve | None = None  # binary tasks with scores only
+    auc_interval: tuple[float, float] | None = None  # 95% bootstrap interval of roc.auc, where asked for
 
 
 @dataclass(frozen=True)
@@ -90,19 +92,27 @@ def evaluate_classification(
     y_pred: Sequence[int],
     class_names: Sequence[str],
     positive_scores: Sequence[float] | None = None,
+    bootstrap_samples: int = 0,
 ) -> ClassificationResult:
-    """Metrics for one task; ``positive_scores`` (binary tasks) adds the ROC curve and AUC."""
+    """Metrics for one task; ``positive_scores`` (binary tasks) adds the ROC curve and AUC, and
+    ``bootstrap_samples`` the AUC's 95% bootstrap interval."""
     metrics = classification_metrics(y_true, y_pred, class_names)
     roc = roc_curve(y_true, positive_scores) if positive_scores is not None else None
-    return ClassificationResult(task, metrics, roc)
+    interval = (roc_auc_interval(y_true, positive_scores, bootstrap_samples)
+                if roc is not None and bootstrap_samples else None)
+    return ClassificationResult(task, metrics, roc, interval)
 
 
 def unet_description(spec: InputSpec, tta: bool) -> str:
     """How the run used the U-Net: its passes, its windows and their blending where they overlap."""
     flips = spec.tta_flips if tta else ()
     passes = f"the plain pass and {len(flips)} mirrored ones" if flips else "the plain pass only"
-    windows = "z-slabs spanning the lung box" if spec.sw_windows == "slabs" else "{}³ windows".format(spec.patch[0])
+    windows = "z-slabs spanning the lung box" if spec.sw_windows == "slabs" else f"{_window_size(spec.patch)} windows"
     return f"U-Net: {passes}, {windows}, {spec.sw_blend} blending of overlapping windows"
+
+
+def _window_size(patch: Sequence[int]) -> str:
+    return f"{patch[0]}³" if len(set(patch)) == 1 else "×".join(str(p) for p in patch)
 
 
 def operating_point_extras(detection: DetectionResult, seconds_per_scan: Sequence[float]) -> dict[str, float]:

@@ -52,6 +52,7 @@ class SyntheticEvalConfig:
     device: str = "cpu"
     tta: bool = True  # the U-Net card's mirrored passes; False: the plain pass only
     progress: bool = True
+    bootstrap_samples: int = 1000  # LUNA16's FROC bootstrap (scans resampled) and the AUCs' intervals
 
 
 def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalConfig = SyntheticEvalConfig()
@@ -82,12 +83,13 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
         pairs += malignancy_pairs(findings, phantom)
-    detection = evaluate_detection(relevant, candidates, uids, irrelevant)
+    detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples)
     y = [p[0] for p in pairs]
     threshold = malignant_threshold(models.malignancy)  # the pipeline's calibrated operating point
     malignancy = evaluate_classification(f"malignancy (detected nodules, ensemble, threshold {threshold:.3f})", y,
                                          [int(p[1] >= threshold) for p in pairs], ("benign", "malignant"),
-                                         positive_scores=[p[1] for p in pairs]) if len(set(y)) == 2 else None
+                                         positive_scores=[p[1] for p in pairs],
+                                         bootstrap_samples=config.bootstrap_samples) if len(set(y)) == 2 else None
     return EvaluationResults(
         dataset=f"synthetic phantoms, seeds {config.seed}..{config.seed + config.n_scans - 1}",
         models=models.infos(), detection=detection,
@@ -136,7 +138,8 @@ def _patch_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResu
     by_model["ensemble"] = np.mean(list(by_model.values()), axis=0)
     # patches are balanced and centred as in training, so the patch-domain 0.5 applies here
     results = tuple(evaluate_classification(f"malignancy patches: {name}", labels, (p >= 0.5).astype(int).tolist(),
-                                            ("benign", "malignant"), positive_scores=p.tolist())
+                                            ("benign", "malignant"), positive_scores=p.tolist(),
+                                            bootstrap_samples=config.bootstrap_samples)
                     for name, p in by_model.items())
     return EvaluationResults(dataset="", models=(), classification=results + (_subtype(models, config, device),),
                              extra={f"malignancy_auc[{k}]": roc_auc(labels, v.tolist()) for k, v in by_model.items()})

@@ -22,6 +22,7 @@ from ai_engine.evaluate import (
     froc_curve,
     match_candidates,
     roc_auc,
+    roc_auc_interval,
     roc_curve,
     write_report,
 )
@@ -222,6 +223,21 @@ def test_roc_auc_matches_pair_counting_on_random_data():
     assert np.trapezoid(roc.tpr, roc.fpr) == pytest.approx(roc.auc)
 
 
+def test_roc_auc_interval_brackets_the_auc_and_narrows_with_more_cases():
+    assert roc_auc_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], n_samples=50) == (1.0, 1.0)  # no overlap to resample
+    widths = []
+    for n in (100, 2000):
+        rng = np.random.default_rng(n)
+        labels = rng.integers(0, 2, n)
+        scores = rng.random(n) + labels * 0.5
+        lo, hi = roc_auc_interval(labels, scores, n_samples=300, seed=3)
+        assert lo < roc_auc(labels, scores) < hi and (lo, hi) == roc_auc_interval(labels, scores, 300, seed=3)
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 2  # ~1/sqrt(n): 20× the cases, about a quarter of the width
+    with pytest.raises(EvaluationError, match="one positive and one negative"):
+        roc_auc_interval([1, 1], [0.2, 0.3])
+
+
 def test_roc_curve_points():
     roc = roc_curve([1, 0, 1, 0], [0.8, 0.4, 0.4, 0.2])
     np.testing.assert_allclose(roc.fpr, [0, 0, 0.5, 1])
@@ -245,7 +261,7 @@ def _results(models):
         segmentation=SegmentationResult((("case-1", 0.75), ("case-2", 0.25))),
         classification=(
             evaluate_classification("malignancy", [1, 0, 1, 0], [1, 0, 0, 0], ["benign", "malignant"],
-                                    positive_scores=[0.8, 0.4, 0.4, 0.2]),
+                                    positive_scores=[0.8, 0.4, 0.4, 0.2], bootstrap_samples=200),
             evaluate_classification("subtype", [0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], ["a", "b", "c"]),
         ),
     )
@@ -262,12 +278,19 @@ def test_write_report_synthetic(tmp_path):
     assert data["segmentation"]["mean_case_dice"] == pytest.approx(0.5)
     malignancy, subtype = data["classification"]
     assert malignancy["roc_auc"] == pytest.approx(0.875)
+    lo, hi = malignancy["roc_auc_interval_95"]
+    assert 0.0 <= lo < 0.875 and hi == 1.0 and "roc_auc_interval_95" not in subtype
+    bounds = data["detection"]["bootstrap"]
+    assert bounds["sensitivity_lower"]["1.0"] <= 2 / 3 <= bounds["sensitivity_upper"]["1.0"]
     assert subtype["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     assert [m["name"] for m in data["models"]] == ["unet3d", "densenet121-3d"]
     md = md_path.read_text()
     assert "Models trained on synthetic phantoms" in md
     assert "| unet3d | 0.1.0 |" in md and "| densenet121-3d | 0.1.0 |" in md
     assert "0.5714" in md and "0.8750" in md and "0.6667" in md
+    assert f"- ROC AUC: 0.8750 (95% bootstrap interval {lo:.4f}–1.0000)" in md
+    one_fp = next(line for line in md.splitlines() if line.startswith("| sensitivity at 1.0 FP/scan |"))
+    assert "(95% bootstrap interval " in one_fp
     for png in ("froc.png", "roc_malignancy.png", "confusion_subtype.png", "confusion_malignancy.png"):
         assert (tmp_path / "out" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in md
@@ -303,5 +326,6 @@ def test_the_report_says_which_unet_passes_ran():
     assert unet_description(spec, tta=True) == "U-Net: the plain pass and 2 mirrored ones, 8³ windows, gaussian blending of overlapping windows"
     assert unet_description(spec, tta=False) == "U-Net: the plain pass only, 8³ windows, gaussian blending of overlapping windows"
     assert unet_description(InputSpec(patch=(8, 8, 8)), tta=True).startswith("U-Net: the plain pass only, 8³ windows, constant")
+    assert ", 16×8×8 windows, " in unet_description(InputSpec(patch=(16, 8, 8)), tta=True)  # not a cube
     slabs = unet_description(replace(spec, sw_windows="slabs"), tta=False)
     assert slabs == "U-Net: the plain pass only, z-slabs spanning the lung box, gaussian blending of overlapping windows"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
-from ai_engine.models import WeightsIntegrityError, load_model
+from ai_engine.models import ModelCardError, WeightsIntegrityError, load_model
 from ai_engine.models.precision import bf16_fast
+from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR, CTModels
 from ai_engine.train import (
     DataSourceError,
     TrainConfig,
@@ -264,6 +266,13 @@ def test_train_subtype_on_kaggle_chest_ct(kaggle_root, tmp_path_factory):
     assert card.data_source == "kaggle-ct" and result.card.sha256 == card.sha256
     assert card.metrics["n_train"] + card.metrics["n_val"] + card.metrics["n_test"] == TINY.n_cases
     assert module(torch.rand(2, 3, 64, 64)).shape == (2, 3)
+    # beside the shipped CT models, the pipeline refuses a subtype net that saw whole 2D slices
+    for other in SHIPPED_WEIGHTS_DIR.glob("*"):
+        if not other.name.startswith("efficientnet-b3"):
+            shutil.copy(other, out / other.name)
+    with pytest.raises(ModelCardError, match="'efficientnet-b3' card says it was trained on kaggle-ct data, whole 2D"):
+        CTModels.load(out)
+    assert CTModels.load(SHIPPED_WEIGHTS_DIR).subtype.card.data_source == "synthetic"
 
 
 def test_datasets_without_the_labels_a_task_needs_are_refused(kaggle_root, tmp_path):
