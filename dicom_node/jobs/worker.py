@@ -24,7 +24,7 @@ from dicom_node.jobs.states import JobState
 
 log = logging.getLogger(__name__)
 
-Process = Callable[[ClaimedJob], "Finish | None"]
+Process = Callable[[ClaimedJob], Finish | None]
 
 
 def default_worker_id() -> str:
