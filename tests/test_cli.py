@@ -77,6 +77,10 @@ def test_evaluate_writes_report_with_synthetic_statement(tmp_path: Path) -> None
     tasks = [c["task"] for c in report["classification"]]
     assert any("densenet121-3d" in t for t in tasks) and any("convnext-tiny-3d" in t for t in tasks)
     assert any("ensemble" in t for t in tasks) and any("subtype" in t for t in tasks)
+    assert report["detection"]["bootstrap"]["n_samples"] == 1000  # LUNA16's bootstrap, on by default
+    assert all(len(c["roc_auc_interval_95"]) == 2 for c in report["classification"] if "roc_auc" in c)
+    by_kind = {k: v for k, v in report["extra"].items() if k.startswith("sensitivity[")}
+    assert by_kind and all(0.0 <= v <= 1.0 for v in by_kind.values())
     refused = run("evaluate", "--data", "luna16:/nowhere", "--out", str(out))
     assert refused.returncode == 2 and "path '/nowhere' does not exist" in refused.stderr
     refused = run("evaluate", "--data", f"kaggle-ct:{tmp_path}", "--out", str(out))

@@ -45,7 +45,7 @@ class Candidate:
 @dataclass(frozen=True)
 class DetectionMatch:
     """LUNA16's FROC vectors and counts. ``excluded`` marks missed nodules (kept in the
-    denominator only)."""
+    denominator only); ``missed`` lists them."""
 
     is_nodule: tuple[bool, ...]
     probability: tuple[float, ...]
@@ -57,6 +57,7 @@ class DetectionMatch:
     false_negatives: int
     double_detections_ignored: int
     irrelevant_ignored: int
+    missed: tuple[Annotation, ...] = ()
 
     @property
     def n_scans(self) -> int:
@@ -79,6 +80,7 @@ class _Tally:
     excl: list[bool]
     scan: list[str]
     counts: dict[str, int]
+    missed: list[Annotation]
 
 
 def match_candidates(
@@ -94,14 +96,15 @@ def match_candidates(
     unknown = set(cands) - set(seriesuids)
     if unknown:
         raise EvaluationError(f"candidates for scans not in seriesuids: {sorted(unknown)[:3]}")
-    tally = _Tally([], [], [], [], dict(tp=0, fp=0, fn=0, double=0, irrelevant=0))
+    tally = _Tally([], [], [], [], dict(tp=0, fp=0, fn=0, double=0, irrelevant=0), [])
     for uid in seriesuids:
         n_before = len(tally.gt)
         _score_scan(nodules.get(uid, []), ignored.get(uid, []), cands.get(uid, []), tally)
         tally.scan.extend([uid] * (len(tally.gt) - n_before))
     c = tally.counts
     return DetectionMatch(tuple(tally.gt), tuple(tally.prob), tuple(tally.excl), tuple(tally.scan),
-                          tuple(seriesuids), c["tp"], c["fp"], c["fn"], c["double"], c["irrelevant"])
+                          tuple(seriesuids), c["tp"], c["fp"], c["fn"], c["double"], c["irrelevant"],
+                          tuple(tally.missed))
 
 
 def _score_scan(nodules: list[Annotation], ignored: list[Annotation],
@@ -116,6 +119,7 @@ def _score_scan(nodules: list[Annotation], ignored: list[Annotation],
             _append(tally, True, max(cands[i].probability for i in hits), False)
         else:
             tally.counts["fn"] += 1
+            tally.missed.append(nodule)
             _append(tally, True, -1e9, True)  # LUNA16's minProbValue, excluded from the ROC
     for finding in ignored:
         diameter = finding.diameter_mm if finding.diameter_mm >= 0 else IRRELEVANT_DEFAULT_DIAMETER_MM

@@ -11,6 +11,7 @@ import math
 import re
 from pathlib import Path
 
+from ai_engine.evaluate.detection import Annotation
 from ai_engine.evaluate.results import ClassificationResult, DetectionResult, EvaluationResults
 from ai_engine.findings import SYNTHETIC_DISCLAIMER
 
@@ -61,6 +62,7 @@ def _detection_dict(d: DetectionResult) -> dict:
         "sensitivity_at_1_fp_per_scan": d.sensitivity_at_1_fp,
         "froc": {"fps_per_scan": d.froc.fps_per_scan, "sensitivity": d.froc.sensitivity},
         "bootstrap": _bootstrap_dict(d),
+        "missed_nodules": [vars(a).copy() for a in m.missed],
     }
 
 
@@ -157,7 +159,15 @@ def _detection_md(d: DetectionResult | None) -> list[str]:
         rows.append((f"CPM of the bootstrapped mean FROC ({d.bootstrap.n_samples} samples)",
                      _f(d.bootstrap.cpm().score)))
     return ["## Detection (LUNA16 FROC)", "", "| measure | value |", "|---|---|"] + [
-        f"| {k} | {v} |" for k, v in rows] + [""]
+        f"| {k} | {v} |" for k, v in rows] + [""] + _missed_md(m.missed)
+
+
+def _missed_md(missed: tuple[Annotation, ...]) -> list[str]:
+    if not missed:
+        return []
+    return ["### Missed nodules (no candidate within the radius)", "",
+            "| scan | x mm | y mm | z mm | diameter mm |", "|---|---|---|---|---|"] + [
+        f"| {a.seriesuid} | {a.x_mm:.1f} | {a.y_mm:.1f} | {a.z_mm:.1f} | {a.diameter_mm:.1f} |" for a in missed] + [""]
 
 
 def _interval(bounds: tuple[float, float] | None) -> str:

@@ -3,13 +3,15 @@
 Two parts, both on seeds never used in training:
 1. whole scans (phantoms): the full CT pipeline → LUNA16 detection matching, FROC/CPM,
    sensitivity at ≤ 1 FP/scan, Dice of detected nodules (≥ 4 mm; smaller ones are "irrelevant"
-   as LUNA16 treats excluded findings), malignancy AUC on detected nodules;
+   as LUNA16 treats excluded findings), sensitivity per nodule type and size band, malignancy AUC
+   on detected nodules;
 2. nodule patches: DenseNet121-3D alone, ConvNeXt-Tiny-3D alone and their ensemble (ROC AUC,
    accuracy, confusion), and EfficientNet-B3 subtype accuracy with its confusion matrix.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +33,7 @@ from ai_engine.evaluate.results import (
     unet_description,
 )
 from ai_engine.evaluate.segmentation import dice_per_nodule
-from ai_engine.findings import CTFindings, Subtype
+from ai_engine.findings import CTFindings, NoduleType, Subtype
 from ai_engine.models.inputs import orthogonal_planes, window01
 from ai_engine.pipelines import inference
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, malignant_threshold
@@ -39,6 +41,7 @@ from ai_engine.pipelines.models import CTModels, LoadedModel
 from ai_engine.synthetic import Phantom, make_ct_phantom, make_nodule_patch
 
 MIN_DIAMETER_MM = 4.0
+SIZE_BANDS_MM = ((4.0, 6.0), (6.0, 8.0), (8.0, 15.0), (15.0, math.inf))  # Lung-RADS v2022's solid size steps
 SUBTYPES = tuple(s.value for s in Subtype)
 
 
@@ -71,6 +74,7 @@ def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalCon
 
 def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:
     relevant, irrelevant, candidates, uids, nodule_dice, pairs, seconds = [], [], [], [], [], [], []
+    kinds = []  # each relevant nodule's type
     for i in _bar(range(config.n_scans), "scans", config.progress):
         phantom = make_ct_phantom(config.seed + i, config.shape_zyx, config.spacing_mm)
         findings = analyze_ct(phantom.volume, models, PipelineConfig(device=config.device, tta=config.tta))
@@ -80,6 +84,7 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         rel, irr = truth_annotations(uid, phantom)
         relevant += rel
         irrelevant += irr
+        kinds += [t.nodule_type.value for t in phantom.nodules if t.diameter_mm >= MIN_DIAMETER_MM]
         candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
         pairs += malignancy_pairs(findings, phantom)
@@ -95,8 +100,25 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         models=models.infos(), detection=detection,
         segmentation=SegmentationResult(case_dice=(), nodule_dice=tuple(nodule_dice)),
         classification=(malignancy,) if malignancy else (),
-        extra=operating_point_extras(detection, seconds),
+        extra={**operating_point_extras(detection, seconds),
+               **sensitivity_by_kind(list(zip(relevant, kinds)), detection.match.missed)},
     )
+
+
+def sensitivity_by_kind(truths: list[tuple[Annotation, str]], missed: Iterable[Annotation]) -> dict[str, float]:
+    """Sensitivity (any candidate) per nodule type and per size band, keyed "sensitivity[KIND, n=NODULES]"."""
+    lost = set(missed)
+    groups: dict[str, list[bool]] = {t.value: [] for t in NoduleType}
+    groups |= {_band(lo, hi): [] for lo, hi in SIZE_BANDS_MM}
+    for annotation, kind in truths:
+        band = next(_band(lo, hi) for lo, hi in SIZE_BANDS_MM if lo <= annotation.diameter_mm < hi)
+        for key in (kind, band):
+            groups[key].append(annotation not in lost)
+    return {f"sensitivity[{k}, n={len(v)}]": float(np.mean(v)) for k, v in groups.items() if v}
+
+
+def _band(lo: float, hi: float) -> str:
+    return f"{lo:g}–{hi:g} mm" if hi < math.inf else f"≥ {lo:g} mm"
 
 
 def truth_annotations(uid: str, phantom: Phantom) -> tuple[list[Annotation], list[Annotation]]:

@@ -87,6 +87,7 @@ def test_match_counts_follow_luna16():
     assert (m.true_positives, m.false_positives, m.false_negatives) == (2, 3, 1)
     assert (m.double_detections_ignored, m.irrelevant_ignored) == (1, 1)
     assert m.n_nodules == 3 and m.sensitivity == pytest.approx(2 / 3)
+    assert m.missed == (Annotation("A", 50, 0, 0, 6.0),)  # the one nodule no candidate hit
     # without the irrelevant list that candidate is a false positive
     assert match_candidates(nodules, cands, ["A", "B", "C"]).false_positives == 4
 
@@ -289,6 +290,8 @@ def test_write_report_synthetic(tmp_path):
     assert "| unet3d | 0.1.0 |" in md and "| densenet121-3d | 0.1.0 |" in md
     assert "0.5714" in md and "0.8750" in md and "0.6667" in md
     assert f"- ROC AUC: 0.8750 (95% bootstrap interval {lo:.4f}–1.0000)" in md
+    assert data["detection"]["missed_nodules"] == [{"seriesuid": "A", "x_mm": 50, "y_mm": 0, "z_mm": 0, "diameter_mm": 6.0}]
+    assert "| A | 50.0 | 0.0 | 0.0 | 6.0 |" in md.split("### Missed nodules")[1]
     one_fp = next(line for line in md.splitlines() if line.startswith("| sensitivity at 1.0 FP/scan |"))
     assert "(95% bootstrap interval " in one_fp
     for png in ("froc.png", "roc_malignancy.png", "confusion_subtype.png", "confusion_malignancy.png"):
@@ -314,6 +317,18 @@ def test_one_candidate_on_two_overlapping_nodules_hits_both():
     nodules = [Annotation("A", 0, 0, 0, 10), Annotation("A", 4, 0, 0, 10)]
     m = match_candidates(nodules, [Candidate("A", 2, 0, 0, 0.7)], ["A"])
     assert (m.true_positives, m.false_negatives, m.false_positives) == (2, 0, 0)
+
+
+def test_sensitivity_by_nodule_type_and_size_band():
+    from ai_engine.evaluate.synthetic import sensitivity_by_kind
+
+    found, lost = Annotation("s", 0, 0, 0, 5.0), Annotation("s", 9, 0, 0, 5.9)
+    truths = [(found, "solid"), (lost, "ground-glass"), (Annotation("s", 40, 0, 0, 6.0), "ground-glass"),
+              (Annotation("t", 0, 0, 0, 15.0), "part-solid")]
+    by_kind = sensitivity_by_kind(truths, [lost])
+    assert by_kind == {"sensitivity[solid, n=1]": 1.0, "sensitivity[part-solid, n=1]": 1.0,
+                       "sensitivity[ground-glass, n=2]": 0.5, "sensitivity[4–6 mm, n=2]": 0.5,
+                       "sensitivity[6–8 mm, n=1]": 1.0, "sensitivity[≥ 15 mm, n=1]": 1.0}
 
 
 def test_the_report_says_which_unet_passes_ran():
