@@ -88,8 +88,16 @@ def roc_auc_interval(labels: Sequence[int], scores: Sequence[float], n_samples: 
     aucs = np.sort([roc_auc([1] * pos.size + [0] * neg.size,
                             np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
                     for _ in range(n_samples)])
-    pz = (1.0 - confidence) / 2.0  # the sorted samples at floor(Pz·n), floor((1-Pz)·n), as froc_bootstrap
-    return float(aucs[int(np.floor(pz * n_samples))]), float(aucs[min(int(np.floor((1 - pz) * n_samples)), n_samples - 1)])
+    lower, upper = percentile_bounds(aucs, confidence)
+    return float(lower), float(upper)
+
+
+def percentile_bounds(ordered: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """LUNA16's compute_mean_ci bounds: of samples sorted along axis 0, those at floor(Pz·n) and
+    floor((1-Pz)·n), Pz = (1 - confidence) / 2."""
+    n = ordered.shape[0]
+    pz = (1.0 - confidence) / 2.0
+    return ordered[int(np.floor(pz * n))], ordered[min(int(np.floor((1.0 - pz) * n)), n - 1)]
 
 
 def roc_curve(labels: Sequence[int], scores: Sequence[float]) -> RocCurve:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ai_engine.evaluate.classification import cumulative_counts
+from ai_engine.evaluate.classification import cumulative_counts, percentile_bounds
 from ai_engine.evaluate.detection import DetectionMatch
 
 LUNA16_FP_RATES: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -110,9 +110,6 @@ def froc_bootstrap(match: DetectionMatch, n_samples: int = 1000, confidence: flo
 def _summarise(grid: np.ndarray, curves: np.ndarray, confidence: float) -> FrocBootstrap:
     """LUNA16's compute_mean_ci: mean, and the sorted samples at floor(Pz·n), floor((1-Pz)·n)."""
     ordered = np.sort(curves, axis=0)
-    n = ordered.shape[0]
-    pz = (1.0 - confidence) / 2.0
-    lower = ordered[int(np.floor(pz * n))]
-    upper = ordered[min(int(np.floor((1.0 - pz) * n)), n - 1)]
+    lower, upper = percentile_bounds(ordered, confidence)
     return FrocBootstrap(tuple(grid.tolist()), tuple(ordered.mean(axis=0).tolist()),
-                         tuple(lower.tolist()), tuple(upper.tolist()), n, confidence)
+                         tuple(lower.tolist()), tuple(upper.tolist()), ordered.shape[0], confidence)
