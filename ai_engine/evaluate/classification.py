@@ -84,9 +84,9 @@ def roc_auc_interval(labels: Sequence[int], scores: Sequence[float], n_samples: 
     sample keeps both classes and their counts."""
     y, s = _binary(labels, scores)
     pos, neg = s[y], s[~y]
+    classes = np.r_[np.ones(pos.size, int), np.zeros(neg.size, int)]  # every sample's labels, in draw order
     rng = np.random.default_rng(seed)
-    aucs = np.sort([roc_auc([1] * pos.size + [0] * neg.size,
-                            np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+    aucs = np.sort([roc_auc(classes, np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
                     for _ in range(n_samples)])
     lower, upper = percentile_bounds(aucs, confidence)
     return float(lower), float(upper)

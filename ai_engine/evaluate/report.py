@@ -152,12 +152,12 @@ def _detection_md(d: DetectionResult | None) -> list[str]:
             ("false positives", m.false_positives), ("false negatives", m.false_negatives),
             ("CPM (LUNA16)", _f(d.cpm.score)), ("sensitivity at 1 FP/scan", _f(d.sensitivity_at_1_fp))]
     bounds = _bootstrap_dict(d)
-    rows += [(f"sensitivity at {r} FP/scan", _f(s) + (_interval((bounds["sensitivity_lower"][str(r)],
-                                                                 bounds["sensitivity_upper"][str(r)])) if bounds else ""))
-             for r, s in zip(d.cpm.fp_rates, d.cpm.sensitivities)]
-    if d.bootstrap is not None:
-        rows.append((f"CPM of the bootstrapped mean FROC ({d.bootstrap.n_samples} samples)",
-                     _f(d.bootstrap.cpm().score)))
+    for r, s in zip(d.cpm.fp_rates, d.cpm.sensitivities):
+        at = (bounds["sensitivity_lower"][str(r)], bounds["sensitivity_upper"][str(r)]) if bounds else None
+        rows.append((f"sensitivity at {r} FP/scan", _f(s) + _interval(at)))
+    if bounds:
+        rows.append((f"CPM of the bootstrapped mean FROC ({bounds['n_samples']} samples)",
+                     _f(bounds["cpm_of_mean_curve"])))
     return ["## Detection (LUNA16 FROC)", "", "| measure | value |", "|---|---|"] + [
         f"| {k} | {v} |" for k, v in rows] + [""] + _missed_md(m.missed)
 
