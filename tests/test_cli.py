@@ -79,6 +79,9 @@ def test_evaluate_writes_report_with_synthetic_statement(tmp_path: Path) -> None
     assert any("ensemble" in t for t in tasks) and any("subtype" in t for t in tasks)
     assert report["detection"]["bootstrap"]["n_samples"] == 1000  # LUNA16's bootstrap, on by default
     assert all(len(c["roc_auc_interval_95"]) == 2 for c in report["classification"] if "roc_auc" in c)
+    point = report["detection"]["operating_point"]  # the findings, beside the FROC of every candidate
+    assert point["true_positives"] <= report["detection"]["true_positives"]
+    assert report["extra"]["fp_per_scan_at_operating_point"] == point["fp_per_scan"]
     by_kind = {k: v for k, v in report["extra"].items() if k.startswith("sensitivity[")}
     assert by_kind and all(0.0 <= v <= 1.0 for v in by_kind.values())
     refused = run("evaluate", "--data", "luna16:/nowhere", "--out", str(out))

@@ -11,7 +11,7 @@ import math
 import re
 from pathlib import Path
 
-from ai_engine.evaluate.detection import Annotation
+from ai_engine.evaluate.detection import Annotation, DetectionMatch
 from ai_engine.evaluate.results import ClassificationResult, DetectionResult, EvaluationResults
 from ai_engine.findings import SYNTHETIC_DISCLAIMER
 
@@ -63,7 +63,16 @@ def _detection_dict(d: DetectionResult) -> dict:
         "froc": {"fps_per_scan": d.froc.fps_per_scan, "sensitivity": d.froc.sensitivity},
         "bootstrap": _bootstrap_dict(d),
         "missed_nodules": [vars(a).copy() for a in m.missed],
+        "operating_point": _operating_point_dict(d.operating_point),
     }
+
+
+def _operating_point_dict(m: DetectionMatch | None) -> dict | None:
+    if m is None:
+        return None
+    return {"sensitivity": m.sensitivity, "fp_per_scan": m.false_positives / max(m.n_scans, 1),
+            "true_positives": m.true_positives, "false_positives": m.false_positives,
+            "missed_nodules": [vars(a).copy() for a in m.missed]}
 
 
 def _bootstrap_dict(d: DetectionResult) -> dict | None:
@@ -147,10 +156,15 @@ def _models_md(results: EvaluationResults) -> list[str]:
 def _detection_md(d: DetectionResult | None) -> list[str]:
     if d is None:
         return []
-    m = d.match
-    rows = [("scans", m.n_scans), ("nodules", m.n_nodules), ("true positives", m.true_positives),
-            ("false positives", m.false_positives), ("false negatives", m.false_negatives),
+    m, point = d.match, d.operating_point
+    rows = [("scans", m.n_scans), ("nodules", m.n_nodules), ("candidates hitting a nodule", m.true_positives),
+            ("false-positive candidates", m.false_positives), ("nodules no candidate hits", m.false_negatives),
             ("CPM (LUNA16)", _f(d.cpm.score)), ("sensitivity at 1 FP/scan", _f(d.sensitivity_at_1_fp))]
+    if point is not None:
+        rows += [("operating point: sensitivity of the findings",
+                  f"{_f(point.sensitivity)} ({point.true_positives} of {point.n_nodules})"),
+                 ("operating point: false positives per scan",
+                  f"{_f(point.false_positives / max(point.n_scans, 1))} ({point.false_positives})")]
     bounds = _bootstrap_dict(d)
     for r, s in zip(d.cpm.fp_rates, d.cpm.sensitivities):
         at = (bounds["sensitivity_lower"][str(r)], bounds["sensitivity_upper"][str(r)]) if bounds else None
@@ -158,16 +172,31 @@ def _detection_md(d: DetectionResult | None) -> list[str]:
     if bounds:
         rows.append((f"CPM of the bootstrapped mean FROC ({bounds['n_samples']} samples)",
                      _f(bounds["cpm_of_mean_curve"])))
-    return ["## Detection (LUNA16 FROC)", "", "| measure | value |", "|---|---|"] + [
-        f"| {k} | {v} |" for k, v in rows] + [""] + _missed_md(m.missed)
+    intro = ("The FROC scores every candidate, as LUNA16 scores a system; the operating point is the findings "
+             "the pipeline reports, above its calibrated detection threshold.") if point is not None else (
+             "The candidates scored are the findings the pipeline reports.")
+    return ["## Detection (LUNA16 FROC)", "", intro, "", "| measure | value |", "|---|---|"] + [
+        f"| {k} | {v} |" for k, v in rows] + [""] + _missed_md(m.missed, point)
 
 
-def _missed_md(missed: tuple[Annotation, ...]) -> list[str]:
-    if not missed:
+def _missed_md(missed: tuple[Annotation, ...], point: DetectionMatch | None) -> list[str]:
+    """Nodules without a finding; with an operating point, those it misses, each saying whether a
+    candidate below the threshold hit it."""
+    lost = missed if point is None else point.missed
+    if not lost:
         return []
-    return ["### Missed nodules (no candidate within the radius)", "",
-            "| scan | x mm | y mm | z mm | diameter mm |", "|---|---|---|---|---|"] + [
-        f"| {a.seriesuid} | {a.x_mm:.1f} | {a.y_mm:.1f} | {a.z_mm:.1f} | {a.diameter_mm:.1f} |" for a in missed] + [""]
+    if point is None:
+        return ["### Missed nodules (no candidate within the radius)", "",
+                "| scan | x mm | y mm | z mm | diameter mm |", "|---|---|---|---|---|"] + [
+            f"| {_where(a)} |" for a in lost] + [""]
+    no_candidate = set(missed)
+    return ["### Missed nodules (no finding within the radius)", "",
+            "| scan | x mm | y mm | z mm | diameter mm | a candidate below the threshold |", "|---|---|---|---|---|---|"] + [
+        f"| {_where(a)} | {'no' if a in no_candidate else 'yes'} |" for a in lost] + [""]
+
+
+def _where(a: Annotation) -> str:
+    return f"{a.seriesuid} | {a.x_mm:.1f} | {a.y_mm:.1f} | {a.z_mm:.1f} | {a.diameter_mm:.1f}"
 
 
 def _interval(bounds: tuple[float, float] | None) -> str:

@@ -23,10 +23,14 @@ from ai_engine.models.spec import InputSpec
 
 @dataclass(frozen=True)
 class DetectionResult:
+    """``match``, ``froc``, ``cpm``: every candidate, as LUNA16 scores a system; ``operating_point``:
+    the findings a user gets (candidates above the calibrated detection threshold), where known."""
+
     match: DetectionMatch
     froc: FrocCurve
     cpm: Cpm
     bootstrap: FrocBootstrap | None = None
+    operating_point: DetectionMatch | None = None
 
     @property
     def sensitivity_at_1_fp(self) -> float:
@@ -78,12 +82,16 @@ def evaluate_detection(
     irrelevant: Iterable[Annotation] = (),
     bootstrap_samples: int = 0,
     seed: int = 0,
+    operating_point: Iterable[Candidate] | None = None,
 ) -> DetectionResult:
-    """Match, FROC and CPM in one call (LUNA16 rules); optionally a bootstrapped FROC."""
+    """Match, FROC and CPM in one call (LUNA16 rules); optionally a bootstrapped FROC, and the
+    match of ``operating_point``, the subset of ``candidates`` the system reports."""
+    annotations, irrelevant = list(annotations), list(irrelevant)
     match = match_candidates(annotations, candidates, seriesuids, irrelevant)
     curve = froc_curve(match)
     boot = froc_bootstrap(match, bootstrap_samples, seed=seed) if bootstrap_samples else None
-    return DetectionResult(match, curve, cpm(curve), boot)
+    point = None if operating_point is None else match_candidates(annotations, operating_point, seriesuids, irrelevant)
+    return DetectionResult(match, curve, cpm(curve), boot, point)
 
 
 def evaluate_classification(
@@ -116,7 +124,9 @@ def _window_size(patch: Sequence[int]) -> str:
 
 
 def operating_point_extras(detection: DetectionResult, seconds_per_scan: Sequence[float]) -> dict[str, float]:
-    """The report's "other measurements" of a whole-scan run: speed and the pipeline's operating point."""
+    """The report's "other measurements" of a whole-scan run: speed and the pipeline's operating point
+    (without a separate one, the candidates scored are the findings)."""
+    point = detection.operating_point or detection.match
     return {"mean_seconds_per_scan": float(np.mean(seconds_per_scan)) if len(seconds_per_scan) else float("nan"),
-            "fp_per_scan_at_operating_point": detection.match.false_positives / max(detection.match.n_scans, 1),
-            "sensitivity_at_operating_point": detection.match.sensitivity}
+            "fp_per_scan_at_operating_point": point.false_positives / max(point.n_scans, 1),
+            "sensitivity_at_operating_point": point.sensitivity}

@@ -1,8 +1,9 @@
 """`pulmonode evaluate --data synthetic`: the shipped pipeline on held-out synthetic data.
 
 Two parts, both on seeds never used in training:
-1. whole scans (phantoms): the full CT pipeline → LUNA16 detection matching, FROC/CPM,
-   sensitivity at ≤ 1 FP/scan, Dice of detected nodules (≥ 4 mm; smaller ones are "irrelevant"
+1. whole scans (phantoms): the full CT pipeline → LUNA16 detection matching, FROC/CPM and
+   sensitivity at ≤ 1 FP/scan over every candidate (as LUNA16 scores a system), the operating
+   point of the findings (calibrated detection threshold), Dice of detected nodules (≥ 4 mm; smaller ones are "irrelevant"
    as LUNA16 treats excluded findings), sensitivity per nodule type and size band, malignancy AUC
    on detected nodules;
 2. nodule patches: DenseNet121-3D alone, ConvNeXt-Tiny-3D alone and their ensemble (ROC AUC,
@@ -36,7 +37,7 @@ from ai_engine.evaluate.segmentation import dice_per_nodule
 from ai_engine.findings import CTFindings, NoduleType, Subtype
 from ai_engine.models.inputs import orthogonal_planes, window01
 from ai_engine.pipelines import inference
-from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct, malignant_threshold
+from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct_with_marks, malignant_threshold
 from ai_engine.pipelines.models import CTModels, LoadedModel
 from ai_engine.synthetic import Phantom, make_ct_phantom, make_nodule_patch
 
@@ -74,10 +75,11 @@ def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalCon
 
 def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:
     relevant, irrelevant, candidates, uids, nodule_dice, pairs, seconds = [], [], [], [], [], [], []
-    kinds = []  # each relevant nodule's type
+    kinds, found = [], []  # each relevant nodule's type; the findings as marks (the operating point)
     for i in _bar(range(config.n_scans), "scans", config.progress):
         phantom = make_ct_phantom(config.seed + i, config.shape_zyx, config.spacing_mm)
-        findings = analyze_ct(phantom.volume, models, PipelineConfig(device=config.device, tta=config.tta))
+        findings, marks = analyze_ct_with_marks(phantom.volume, models,
+                                                PipelineConfig(device=config.device, tta=config.tta))
         uid = f"synthetic-{config.seed + i}"
         uids.append(uid)
         seconds.append(sum(findings.timings_s.values()))
@@ -85,10 +87,12 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         relevant += rel
         irrelevant += irr
         kinds += [t.nodule_type.value for t in phantom.nodules if t.diameter_mm >= MIN_DIAMETER_MM]
-        candidates += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
+        candidates += [Candidate(uid, *m.centre_mm, m.score) for m in marks]
+        found += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
         pairs += malignancy_pairs(findings, phantom)
-    detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples)
+    detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples,
+                                   operating_point=found)
     y = [p[0] for p in pairs]
     threshold = malignant_threshold(models.malignancy)  # the pipeline's calibrated operating point
     malignancy = evaluate_classification(f"malignancy (detected nodules, ensemble, threshold {threshold:.3f})", y,
@@ -101,12 +105,13 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         segmentation=SegmentationResult(case_dice=(), nodule_dice=tuple(nodule_dice)),
         classification=(malignancy,) if malignancy else (),
         extra={**operating_point_extras(detection, seconds),
-               **sensitivity_by_kind(list(zip(relevant, kinds)), detection.match.missed)},
+               **sensitivity_by_kind(list(zip(relevant, kinds)), detection.operating_point.missed)},
     )
 
 
 def sensitivity_by_kind(truths: list[tuple[Annotation, str]], missed: Iterable[Annotation]) -> dict[str, float]:
-    """Sensitivity (any candidate) per nodule type and per size band, keyed "sensitivity[KIND, n=NODULES]"."""
+    """Sensitivity (of the findings, at the operating point) per nodule type and per size band, keyed
+    "sensitivity[KIND, n=NODULES]"; ``missed``: the nodules without a finding."""
     lost = set(missed)
     groups: dict[str, list[bool]] = {t.value: [] for t in NoduleType}
     groups |= {_band(lo, hi): [] for lo, hi in SIZE_BANDS_MM}

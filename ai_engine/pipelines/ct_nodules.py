@@ -28,6 +28,7 @@ from ai_engine.pipelines.timing import StageTimer
 
 
 MIN_FRACTION_IN_LUNGS = 0.5  # a candidate mostly outside the lung mask is chest wall or mediastinum
+MAX_MARKS = 10_000  # candidates marked for a FROC: in effect all of them
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,40 @@ class Candidates:
     scores: tuple[float, ...]  # detection score per label (max foreground probability)
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A candidate as a CAD challenge scores it: centre (patient mm, x y z) and detection score."""
+
+    centre_mm: tuple[float, float, float]
+    score: float
+
+
 def analyze_ct(volume: CTVolume, models: CTModels, config: PipelineConfig = PipelineConfig()) -> CTFindings:
     """Find, measure and characterise lung nodules in ``volume``."""
+    return _analyze(volume, models, config, with_marks=False)[0]
+
+
+def analyze_ct_with_marks(volume: CTVolume, models: CTModels, config: PipelineConfig = PipelineConfig()
+                          ) -> tuple[CTFindings, tuple[Mark, ...]]:
+    """``analyze_ct``, plus a mark for every candidate in the lungs whatever its detection score.
+
+    LUNA16 computes its FROC over all of a system's candidates; the findings stop at the calibrated
+    detection threshold (the operating point), so a FROC of the findings ends there.
+    """
+    return _analyze(volume, models, config, with_marks=True)
+
+
+def _analyze(volume: CTVolume, models: CTModels, config: PipelineConfig, with_marks: bool
+             ) -> tuple[CTFindings, tuple[Mark, ...]]:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     timer = StageTimer()
     scan = segment(volume, models.segmentation, config, timer)
+    marks = ()
+    if with_marks:
+        with timer.stage("all_candidates"):
+            marks = candidate_marks(every_candidate(scan.prob, models.segmentation.card.input_spec.thresholds, scan),
+                                    scan.volume)
     with timer.stage("candidates"):
         cands = candidates(scan.prob, detection_thresholds(models.segmentation.card.input_spec, config.tta),
                            config.max_nodules, scan.volume.spacing_mm, scan.lungs)
@@ -70,7 +99,7 @@ def analyze_ct(volume: CTVolume, models: CTModels, config: PipelineConfig = Pipe
                         for n in nodules)
         exam = lungrads.assess_exam([n.lung_rads for n in nodules])
     return CTFindings(nodules=nodules, label_mask=labels, exam_lung_rads=exam, models=models.infos(),
-                      timings_s=dict(timer.seconds))
+                      timings_s=dict(timer.seconds)), marks
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +164,17 @@ def candidates(prob: np.ndarray, thresholds: dict[str, float], max_nodules: int,
     lut[[c.label for c in keep]] = np.arange(1, len(keep) + 1)
     out[box] = lut[labels]
     return Candidates(out, tuple(c.max_probability for c in keep))
+
+
+def every_candidate(prob: np.ndarray, thresholds: dict[str, float], scan: IsoScan) -> Candidates:
+    """Every candidate in the lungs of ``scan`` (its iso grid), with no detection threshold."""
+    return candidates(prob, {**thresholds, "detection": 0.0}, MAX_MARKS, scan.volume.spacing_mm, scan.lungs)
+
+
+def candidate_marks(cands: Candidates, iso: CTVolume) -> tuple[Mark, ...]:
+    """Each candidate's centre of mass (patient mm) on the iso grid ``iso``, with its score."""
+    centres = ndimage.center_of_mass(np.ones_like(cands.labels), cands.labels, range(1, len(cands.scores) + 1))
+    return tuple(Mark(tuple(float(v) for v in iso.index_to_mm(tuple(c))), s) for c, s in zip(centres, cands.scores))
 
 
 def _foreground_box(fg: np.ndarray) -> tuple[slice, ...] | None:

@@ -179,3 +179,26 @@ def test_the_detection_threshold_keeps_the_best_sensitivity_within_the_fp_limit_
     assert calibrate.detection_threshold(match, 0.4) == pytest.approx(0.85)  # no FP allowed: the first hit only
     nothing = evaluate_detection(truth, false, ["a", "b"], []).match
     assert calibrate.detection_threshold(nothing, 1.0) > 0.8  # no hit within the limit: nothing is called
+
+
+def test_the_fp_bound_leaves_a_margin_that_narrows_with_more_validation_scans():
+    from ai_engine.evaluate import Annotation, Candidate, evaluate_detection
+
+    def scans(copies: int):
+        """Scan a: a hit at 0.9 and an FP at 0.8; scan b: a hit at 0.7 (and an FP at 0.6); ``copies`` of each."""
+        truth, cands = [], []
+        for k in range(copies):
+            a, b = f"a{k}", f"b{k}"
+            truth += [Annotation(a, 0, 0, 0, 10), Annotation(b, 0, 0, 0, 10)]
+            cands += [Candidate(a, 0, 0, 0, 0.9), Candidate(a, 90, 90, 90, 0.8),
+                      Candidate(b, 0, 0, 0, 0.7), Candidate(b, 90, 90, 90, 0.6)]
+        uids = [f"{s}{k}" for k in range(copies) for s in "ab"]
+        return evaluate_detection(truth, cands, uids, []).match
+
+    # both hits need the 0.8 FP: a mean of 0.5 FPs per scan
+    assert calibrate.detection_threshold(scans(1), 0.6) == pytest.approx(0.65)
+    # two scans: a resample of scan a alone has 1 FP per scan, so the bound is 1 and only 0.9 is kept
+    assert calibrate.detection_threshold(scans(1), 0.6, upper_confidence=0.95) == pytest.approx(0.85)
+    # 100 scans: the bound is near the mean (0.5 + 1.645 · 0.05)
+    assert calibrate.detection_threshold(scans(50), 0.6, upper_confidence=0.95) == pytest.approx(0.65)
+    assert calibrate.detection_threshold(scans(50), 0.55, upper_confidence=0.95) == pytest.approx(0.85)

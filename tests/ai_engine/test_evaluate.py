@@ -299,6 +299,31 @@ def test_write_report_synthetic(tmp_path):
         assert f"]({png})" in md
 
 
+def test_the_report_gives_the_operating_point_beside_the_froc_of_every_candidate(tmp_path):
+    nodules, irrelevant, cands = _luna_example()
+    reported = [c for c in cands if c.probability >= 0.7]  # the findings above a detection threshold of 0.7
+    detection = evaluate_detection(nodules, cands, ["A", "B", "C"], irrelevant, operating_point=reported)
+    assert detection.match.true_positives == 2 and detection.cpm.score == pytest.approx(4 / 7)  # as without it
+    point = detection.operating_point
+    assert (point.true_positives, point.false_positives, point.irrelevant_ignored) == (1, 1, 1)
+    assert set(point.missed) == {Annotation("A", 50, 0, 0, 6.0), Annotation("B", 0, 0, 0, 8.0)}
+    results = EvaluationResults(dataset="hand-made example", models=(SYNTH,), detection=detection)
+    json_path, md_path = write_report(results, tmp_path, "Operating point")
+    data = json.loads(json_path.read_text())["detection"]
+    assert data["operating_point"]["sensitivity"] == pytest.approx(1 / 3)
+    assert data["operating_point"]["fp_per_scan"] == pytest.approx(1 / 3)
+    assert len(data["operating_point"]["missed_nodules"]) == 2 and len(data["missed_nodules"]) == 1
+    md = md_path.read_text()
+    assert "| operating point: sensitivity of the findings | 0.3333 (1 of 3) |" in md
+    missed = md.split("### Missed nodules (no finding within the radius)")[1]
+    assert "| A | 50.0 | 0.0 | 0.0 | 6.0 | no |" in missed  # no candidate at all
+    assert "| B | 0.0 | 0.0 | 0.0 | 8.0 | yes |" in missed  # its 0.6 candidate is below the threshold
+    from ai_engine.evaluate.results import operating_point_extras
+
+    extras = operating_point_extras(detection, [2.0, 4.0])
+    assert extras["sensitivity_at_operating_point"] == pytest.approx(1 / 3) and extras["mean_seconds_per_scan"] == 3.0
+
+
 def test_report_without_synthetic_models_does_not_claim_it(tmp_path):
     _, md_path = write_report(_results((REAL,)), tmp_path, "Real-data evaluation")
     md = md_path.read_text()

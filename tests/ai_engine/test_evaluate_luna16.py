@@ -10,7 +10,7 @@ import pytest
 from ai_engine.datasets import DatasetError
 from ai_engine.evaluate.luna16 import Luna16EvalConfig, evaluate_luna16
 from ai_engine.findings import NoduleType, Side, Zone
-from ai_engine.pipelines import analyze_ct
+from ai_engine.pipelines.ct_nodules import analyze_ct_with_marks
 from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR, CTModels
 from ai_engine.synthetic import NoduleSpec, lung_point_mm, make_ct_phantom
 from tests.helpers import write_mhd
@@ -22,7 +22,8 @@ SHAPE_ZYX, SPACING_MM, SEED = (128, 256, 256), (0.8, 0.8, 1.25), 11
 @pytest.fixture(scope="module")
 def luna_tree(tmp_path_factory):
     """One scan with a 10 mm nodule the pipeline finds, a second annotation where there is nothing
-    (a miss), and every other mark of the pipeline listed in annotations_excluded.csv."""
+    (a miss), and every other candidate of the pipeline (whatever its score) listed in
+    annotations_excluded.csv."""
     centre = lung_point_mm(SEED, Side.RIGHT, Zone.MIDDLE, SHAPE_ZYX, SPACING_MM)
     phantom = make_ct_phantom(SEED, SHAPE_ZYX, SPACING_MM, nodule_spec=[NoduleSpec(
         centre_mm=centre, diameter_mm=10.0, nodule_type=NoduleType.SOLID, morphology="round", calcified=False)])
@@ -34,7 +35,9 @@ def luna_tree(tmp_path_factory):
                                           f"{UID},{centre[0]},{centre[1]},{centre[2]},10.0\n"
                                           f"{UID},{empty[0]},{empty[1]},{empty[2]},6.0\n")
     models = CTModels.load(SHIPPED_WEIGHTS_DIR, "demo")
-    marks = [n.centroid_mm for n in analyze_ct(phantom.volume, models).nodules]
+    findings, every = analyze_ct_with_marks(phantom.volume, models)
+    marks = [m.centre_mm for m in every]
+    assert len(marks) >= len(findings.nodules)
     others = [m for m in marks if np.linalg.norm(np.subtract(m, centre)) >= 5.0]
     (root / "annotations_excluded.csv").write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n" + "".join(
         f"{UID},{x},{y},{z},-1\n" for x, y, z in others))
@@ -48,8 +51,11 @@ def test_luna16_scans_are_scored_against_annotations_with_exclusions(luna_tree, 
     assert (match.n_scans, match.n_nodules, match.true_positives, match.false_negatives) == (1, 2, 1, 1)
     assert match.false_positives == 0 and match.irrelevant_ignored == n_others and n_marks > n_others
     assert results.detection.sensitivity_at_1_fp == pytest.approx(0.5)
+    point = results.detection.operating_point  # the findings: the nodule, and nothing at the empty place
+    assert (point.true_positives, point.false_negatives, point.false_positives) == (1, 1, 0)
     report = json.loads(json_path.read_text())
     assert report["detection"]["true_positives"] == 1 and "annotations_excluded.csv" in report["dataset"]
+    assert report["detection"]["operating_point"]["sensitivity"] == pytest.approx(0.5)
     assert "LUNA16" in md_path.read_text() and (tmp_path / "froc.png").exists()
 
 

@@ -136,6 +136,27 @@ def test_the_plain_pass_alone_uses_its_own_detection_threshold(sphere, models):
     assert not analyze_ct(sphere.volume, strict_models, PipelineConfig(tta=False)).nodules
 
 
+def test_marks_cover_every_candidate_whatever_the_detection_threshold(sphere, models):
+    """LUNA16 scores all of a system's candidates: the marks do not stop at the operating point."""
+    from dataclasses import replace
+
+    from ai_engine.pipelines.ct_nodules import analyze_ct_with_marks
+
+    findings, marks = analyze_ct_with_marks(sphere.volume, models, PipelineConfig(tta=False))
+    truth = sphere.nodules[0]
+    near = [m for m in marks if np.linalg.norm(np.subtract(m.centre_mm, truth.centre_mm)) <= 1.0]
+    best = max(findings.nodules, key=lambda n: n.detection_score)
+    assert len(near) == 1 and near[0].score == best.detection_score
+    assert {n.detection_score for n in findings.nodules} <= {m.score for m in marks}
+    assert list(marks) == sorted(marks, key=lambda m: -m.score)
+
+    seg = models.segmentation
+    strict = seg.card.input_spec.with_thresholds(detection_plain_pass=1.01)  # no finding at all
+    strict_models = replace(models, segmentation=replace(seg, card=replace(seg.card, input_spec=strict)))
+    none, same = analyze_ct_with_marks(sphere.volume, strict_models, PipelineConfig(tta=False))
+    assert not none.nodules and same == marks
+
+
 def test_config_can_skip_the_mirrored_unet_passes(sphere, models, monkeypatch):
     seen = []
     run = inference.segment_probability
