@@ -79,10 +79,9 @@ def _analyze(volume: CTVolume, models: CTModels, config: PipelineConfig, with_ma
     timer = StageTimer()
     scan = segment(volume, models.segmentation, config, timer)
     marks = ()
-    if with_marks:
-        with timer.stage("all_candidates"):
-            marks = candidate_marks(every_candidate(scan.prob, models.segmentation.card.input_spec.thresholds, scan),
-                                    scan.volume)
+    if with_marks:  # not timed: the findings' timings are the pipeline's own
+        marks = candidate_marks(every_candidate(scan.prob, models.segmentation.card.input_spec.thresholds, scan),
+                                scan.volume)
     with timer.stage("candidates"):
         cands = candidates(scan.prob, detection_thresholds(models.segmentation.card.input_spec, config.tta),
                            config.max_nodules, scan.volume.spacing_mm, scan.lungs)

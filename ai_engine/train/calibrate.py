@@ -17,7 +17,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,19 +79,23 @@ class ScanResult:
     nodule_dice: tuple  # NoduleDice of relevant truth nodules
 
 
-def eval_phantoms(seed: int, split: str, n: int) -> list[Phantom]:
+def eval_phantoms(seed: int, split: str, n: int) -> Iterator[Phantom]:
+    """The split's phantoms, made one at a time as they are used (a hundred held at once took 10 GB)."""
     base = {"validation": 1_000_000, "test": 2_000_000}[split] + 1000 * seed
-    return [make_ct_phantom(base + i, *EVAL_GEOMETRIES[i % len(EVAL_GEOMETRIES)]) for i in range(n)]
+    return (make_ct_phantom(base + i, *EVAL_GEOMETRIES[i % len(EVAL_GEOMETRIES)]) for i in range(n))
 
 
-def annotations(phantoms: list[Phantom]) -> tuple[list[Annotation], list[Annotation]]:
-    """(relevant, irrelevant) truth nodules in patient mm, scans named scan0, scan1, …"""
-    rel, irr = [], []
-    for i, ph in enumerate(phantoms):
-        r, o = truth_annotations(f"scan{i}", ph)
-        rel += r
-        irr += o
-    return rel, irr
+@dataclass
+class Truth:
+    """(relevant, irrelevant) truth nodules in patient mm of the scans seen so far."""
+
+    relevant: list[Annotation] = field(default_factory=list)
+    irrelevant: list[Annotation] = field(default_factory=list)
+
+    def add(self, uid: str, phantom: Phantom) -> None:
+        r, o = truth_annotations(uid, phantom)
+        self.relevant += r
+        self.irrelevant += o
 
 
 def _scan_from_prob(uid: str, prob: np.ndarray, thresholds: dict, scan, ph: Phantom) -> ScanResult:
@@ -151,7 +156,7 @@ def _fp_upper_bound(scans: np.ndarray, is_fp: np.ndarray, last: np.ndarray, uids
     return totals[min(int(np.floor(confidence * samples)), samples - 1)]
 
 
-def validate(models: CTModels, phantoms: list[Phantom], device: str, tta: bool = True,
+def validate(models: CTModels, phantoms: Iterable[Phantom], device: str, tta: bool = True,
              fp32_reference: bool = True) -> dict[str, dict]:
     """Validation summaries for fp32 U-Net inference, and for bf16 where the device has bf16 kernels
     (``tta=False``: the plain pass only; ``fp32_reference=False``: bf16 alone where it runs)."""
@@ -162,7 +167,9 @@ def validate(models: CTModels, phantoms: list[Phantom], device: str, tta: bool =
     with_fp32 = fp32_reference or not with_bf16
     out: dict[str, list[ScanResult]] = {k: [] for k, on in (("fp32", with_fp32), ("bf16", with_bf16)) if on}
     config = PipelineConfig(device=device, bf16=with_bf16, tta=tta)
+    truth = Truth()
     for i, ph in enumerate(phantoms):
+        truth.add(f"scan{i}", ph)
         scan = segment(ph.volume, models.segmentation, config, StageTimer())
         probs = {"bf16" if with_bf16 else "fp32": scan.prob}
         if with_bf16 and with_fp32:
@@ -171,11 +178,10 @@ def validate(models: CTModels, phantoms: list[Phantom], device: str, tta: bool =
                                                           torch.device(device), bf16=False)
         for name, prob in probs.items():
             out[name].append(_scan_from_prob(f"scan{i}", prob, spec.thresholds, scan, ph))
-    rel, irr = annotations(phantoms)
-    return {k: _summarise(v, rel, irr) for k, v in out.items()}
+    return {k: _summarise(v, truth.relevant, truth.irrelevant) for k, v in out.items()}
 
 
-def compare_flips(models: CTModels, phantoms: list[Phantom], choices: dict[str, tuple[tuple[int, ...], ...]],
+def compare_flips(models: CTModels, phantoms: Iterable[Phantom], choices: dict[str, tuple[tuple[int, ...], ...]],
                   device: str, blends: tuple[str, ...] = ("constant",)) -> dict[str, dict]:
     """Validation summaries (no detection threshold) of the U-Net with each blending of overlapping
     windows and each choice of mirrored passes, keyed "blend: choice"; each pass runs once per
@@ -184,7 +190,9 @@ def compare_flips(models: CTModels, phantoms: list[Phantom], choices: dict[str, 
     config = PipelineConfig(device=device, tta=False)
     names = {(blend, name): f"{blend}: {name}" for blend in blends for name in choices}
     out: dict[str, list[ScanResult]] = {key: [] for key in names.values()}
+    truth = Truth()
     for i, ph in enumerate(phantoms):
+        truth.add(f"scan{i}", ph)
         scan = segment(ph.volume, models.segmentation, config, StageTimer())
         bbox = lung_bbox(scan.lungs, config.lung_margin_mm, scan.volume.spacing_mm)
         for blend in blends:
@@ -196,8 +204,7 @@ def compare_flips(models: CTModels, phantoms: list[Phantom], choices: dict[str, 
             for name, flips in choices.items():
                 prob = sum((passes[f] for f in flips), passes[()]) / (1 + len(flips))
                 out[names[blend, name]].append(_scan_from_prob(f"scan{i}", prob, spec.thresholds, scan, ph))
-    rel, irr = annotations(phantoms)
-    return {key: _public(_summarise(results, rel, irr)) for key, results in out.items()}
+    return {key: _public(_summarise(results, truth.relevant, truth.irrelevant)) for key, results in out.items()}
 
 
 def calibrate_flips(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val: int = 8, profile: str = "demo",
@@ -223,22 +230,23 @@ def calibrate_flips(weights_dir: Path, seed: int = 0, device: str = "cpu", n_val
     return info
 
 
-def test(models: CTModels, phantoms: list[Phantom], config: PipelineConfig) -> dict:
+def test(models: CTModels, phantoms: Iterable[Phantom], config: PipelineConfig) -> dict:
     """The full pipeline (calibrated card) on test phantoms: FROC and CPM over every candidate, as
     LUNA16 scores a system; sensitivity and FPs per scan of the findings (the operating point)."""
     results, found, pairs, seconds = [], [], [], []
+    truth = Truth()
     for i, ph in enumerate(phantoms):
+        uid = f"scan{i}"
+        truth.add(uid, ph)
         f, marks = analyze_ct_with_marks(ph.volume, models, config)
         seconds.append(sum(f.timings_s.values()))
-        uid = f"scan{i}"
         results.append(ScanResult(uid, tuple(Candidate(uid, *m.centre_mm, m.score) for m in marks),
                                   dice_per_nodule(f.label_mask, relevant_truth(ph))))
         found += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in f.nodules]
         pairs += malignancy_pairs(f, ph)
-    rel, irr = annotations(phantoms)
-    summary = _summarise(results, rel, irr)
+    summary = _summarise(results, truth.relevant, truth.irrelevant)
     summary.pop("detection")
-    point = match_candidates(rel, found, [r.uid for r in results], irr)
+    point = match_candidates(truth.relevant, found, [r.uid for r in results], truth.irrelevant)
     return {**summary, "sensitivity": point.sensitivity, "fp_per_scan": point.false_positives / point.n_scans,
             "n_scans": point.n_scans, "n_nodules_ge_4mm": point.n_nodules, "true_positives": point.true_positives,
             "false_positives": point.false_positives, "malignancy_auc_detected": _auc(pairs),

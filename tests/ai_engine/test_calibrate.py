@@ -45,7 +45,7 @@ def test_a_calibrated_threshold_goes_into_every_member_card_and_the_findings(wei
     assert all(c["metrics"]["pipeline_malignancy_calibration"]["n_detected"] == info["n_detected"] for c in cards)
     assert info["n_detected"] > 0 and 0.0 < info["malignant_threshold"] < 1.0
 
-    findings = analyze_ct(eval_phantoms(SEED, "validation", 1)[0].volume, CTModels.load(weights, "demo"))
+    findings = analyze_ct(next(eval_phantoms(SEED, "validation", 1)).volume, CTModels.load(weights, "demo"))
     assert findings.nodules
     for n in findings.nodules:
         assert n.malignancy_threshold == info["malignant_threshold"]
@@ -65,7 +65,7 @@ def test_a_threshold_fitted_where_the_ensemble_barely_ranks_is_not_adopted(weigh
 
 
 def test_nodule_malignant_follows_its_threshold():
-    findings = analyze_ct(eval_phantoms(SEED, "validation", 1)[0].volume, CTModels.load(SHIPPED_WEIGHTS_DIR, "demo"))
+    findings = analyze_ct(next(eval_phantoms(SEED, "validation", 1)).volume, CTModels.load(SHIPPED_WEIGHTS_DIR, "demo"))
     n = findings.nodules[0]
     assert replace(n, malignancy_threshold=n.malignancy_probability).malignant
     assert not replace(n, malignancy_threshold=n.malignancy_probability + 1e-6).malignant
@@ -156,7 +156,7 @@ def test_the_plain_pass_gets_its_own_detection_threshold(weights):
 
 def test_validation_runs_the_fp32_reference_only_where_asked(monkeypatch):
     models = CTModels.load(SHIPPED_WEIGHTS_DIR, "demo")
-    phantoms = eval_phantoms(SEED, "validation", 1)
+    phantoms = list(eval_phantoms(SEED, "validation", 1))
     monkeypatch.setattr(calibrate, "bf16_fast", lambda device: True)
     both = calibrate.validate(models, phantoms, "cpu", tta=False)
     assert set(both) == {"fp32", "bf16"}
