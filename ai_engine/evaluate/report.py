@@ -157,7 +157,7 @@ def _detection_md(d: DetectionResult | None) -> list[str]:
     if d is None:
         return []
     m, point = d.match, d.operating_point
-    rows = [("scans", m.n_scans), ("nodules", m.n_nodules), ("candidates hitting a nodule", m.true_positives),
+    rows = [("scans", m.n_scans), ("nodules", m.n_nodules), ("nodules hit by a candidate", m.true_positives),
             ("false-positive candidates", m.false_positives), ("nodules no candidate hits", m.false_negatives),
             ("CPM (LUNA16)", _f(d.cpm.score)), ("sensitivity at 1 FP/scan", _f(d.sensitivity_at_1_fp))]
     if point is not None:
