@@ -78,13 +78,16 @@ def _analyze(volume: CTVolume, models: CTModels, config: PipelineConfig, with_ma
         torch.set_num_threads(config.num_threads)
     timer = StageTimer()
     scan = segment(volume, models.segmentation, config, timer)
+    thresholds = detection_thresholds(models.segmentation.card.input_spec, config.tta)
     marks = ()
-    if with_marks:  # not timed: the findings' timings are the pipeline's own
-        marks = candidate_marks(every_candidate(scan.prob, models.segmentation.card.input_spec.thresholds, scan),
-                                scan.volume)
     with timer.stage("candidates"):
-        cands = candidates(scan.prob, detection_thresholds(models.segmentation.card.input_spec, config.tta),
-                           config.max_nodules, scan.volume.spacing_mm, scan.lungs)
+        if with_marks:  # the findings are the strongest of the marked candidates: label them once
+            every = every_candidate(scan.prob, thresholds, scan)
+            cands = strongest(every, thresholds.get("detection", 0.0), config.max_nodules)
+        else:
+            cands = candidates(scan.prob, thresholds, config.max_nodules, scan.volume.spacing_mm, scan.lungs)
+    if with_marks:  # not timed: the findings' timings are the pipeline's own
+        marks = candidate_marks(every, scan.volume)
     with timer.stage("map_to_input"):
         labels, kept = _to_input_grid(cands, scan, volume, models.segmentation.card.input_spec.threshold("probability"))
     with timer.stage("measure"):
@@ -168,6 +171,13 @@ def candidates(prob: np.ndarray, thresholds: dict[str, float], max_nodules: int,
 def every_candidate(prob: np.ndarray, thresholds: dict[str, float], scan: IsoScan) -> Candidates:
     """Every candidate in the lungs of ``scan`` (its iso grid), with no detection threshold."""
     return candidates(prob, {**thresholds, "detection": 0.0}, MAX_MARKS, scan.volume.spacing_mm, scan.lungs)
+
+
+def strongest(cands: Candidates, detection: float, max_nodules: int) -> Candidates:
+    """The candidates ``candidates`` would keep at this detection threshold: labels run by
+    decreasing score, so they are a prefix of ``cands``."""
+    k = min(sum(s >= detection for s in cands.scores), max_nodules)
+    return Candidates(np.where(cands.labels <= k, cands.labels, 0), cands.scores[:k])
 
 
 def candidate_marks(cands: Candidates, iso: CTVolume) -> tuple[Mark, ...]:

@@ -143,6 +143,9 @@ def test_marks_cover_every_candidate_whatever_the_detection_threshold(sphere, mo
     from ai_engine.pipelines.ct_nodules import analyze_ct_with_marks
 
     findings, marks = analyze_ct_with_marks(sphere.volume, models, PipelineConfig(tta=False))
+    alone = analyze_ct(sphere.volume, models, PipelineConfig(tta=False))  # the findings, labelled on their own
+    assert np.array_equal(findings.label_mask, alone.label_mask)
+    assert [n.detection_score for n in findings.nodules] == [n.detection_score for n in alone.nodules]
     truth = sphere.nodules[0]
     near = [m for m in marks if np.linalg.norm(np.subtract(m.centre_mm, truth.centre_mm)) <= 1.0]
     best = max(findings.nodules, key=lambda n: n.detection_score)
