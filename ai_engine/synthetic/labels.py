@@ -41,7 +41,7 @@ import math
 import numpy as np
 
 from ai_engine.findings import NoduleType, Side, Subtype, Zone
-from ai_engine.synthetic.truth import NoduleAttributes, NoduleSpec
+from ai_engine.synthetic.truth import NoduleAttributes, NoduleSpec, NoduleTruth
 
 # Label model coefficients (step 4).
 LOGIT_INTERCEPT = -1.0
@@ -84,6 +84,41 @@ def p_malignant(diameter_mm: float, zone: Zone, nodule_type: NoduleType, calcifi
         + LOGIT_CALCIFIED * bool(calcified)
     )
     return 1.0 / (1.0 + math.exp(-logit))
+
+
+# P(malignant) over the whole label model (steps 1–4, no conditioning): the mean of p_malignant over
+# 100,000 draws of draw_attributes (seed 123)
+POPULATION_MALIGNANT_P = 0.314
+POSTERIOR_CLIP = (0.01, 0.99)
+
+
+def posterior_malignant(truth: NoduleTruth | NoduleAttributes, prior: float = 0.5) -> float:
+    """P(malignant | everything drawn about the nodule) in a set where ``prior`` of the nodules are
+    malignant (0.5: ``malignant`` conditioned half the time, as the training patches are).
+
+    Bayes over the label model: step 4's odds, moved from the population's malignant rate to
+    ``prior``, times the likelihood ratios of what steps 5–7 drew given the label (margin, placement,
+    the part-solid's solid fraction, cavitation). Clipped to POSTERIOR_CLIP, since a solid fraction
+    or a cavity can make it 0 or 1. Zone is in step 4 though a patch cannot show it."""
+    logit = (math.log(truth.p_malignant / (1 - truth.p_malignant))
+             - math.log(POPULATION_MALIGNANT_P / (1 - POPULATION_MALIGNANT_P)) + math.log(prior / (1 - prior))
+             + math.log(MORPHOLOGY_P[True][truth.morphology] / MORPHOLOGY_P[False][truth.morphology]))
+    weights = subtype_weights(NoduleType(truth.nodule_type), truth.diameter_mm)
+    placed = sum(w * PLACEMENT_P[s].get(truth.placement, 0.0) for s, w in weights.items()) / sum(weights.values())
+    logit += math.log(placed / PLACEMENT_P[None][truth.placement])
+    lo, hi = POSTERIOR_CLIP
+    if truth.cavitated:
+        return hi
+    if truth.solid_component_mm is not None:  # step 7: a fraction in U(.40, .75) if malignant, U(.20, .45) if not
+        fraction = truth.solid_component_mm / truth.diameter_mm
+        malignant_density = 1 / 0.35 if 0.40 - 2e-3 <= fraction <= 0.75 + 2e-3 else 0.0
+        benign_density = 1 / 0.25 if 0.20 - 2e-3 <= fraction <= 0.45 + 2e-3 else 0.0
+        if benign_density == 0.0:
+            return hi
+        if malignant_density == 0.0:
+            return lo
+        logit += math.log(malignant_density / benign_density)
+    return min(hi, max(lo, 1.0 / (1.0 + math.exp(-logit))))
 
 
 def subtype_weights(nodule_type: NoduleType, diameter_mm: float) -> dict[Subtype, float]:
