@@ -44,6 +44,33 @@ def partition(data: TensorSet, seed: int) -> Partitions:
     return Partitions(data.subset(tr), data.subset(va), data.subset(te))
 
 
+@dataclass(frozen=True, eq=False)
+class Finetuned:
+    model: torch.nn.Module  # in place, with the best-on-validation state loaded
+    result: FitResult
+    parts: Partitions
+    config: TrainConfig
+
+
+def finetune_member(name: str, init_dir: Path, data: TensorSet, make_task: Callable[[bool], Task], *, n_cases: int,
+                    epochs: int, steps: int, lr: float, seed: int, threads: int,
+                    prepare: Callable[[torch.nn.Module], None] | None = None) -> Finetuned:
+    """What the malignancy fine-tuning recipes share: the patient split, bf16 where it is fast
+    (ConvNeXt-Tiny-3D trains in fp32, as all its recipes have), batch 16 without early stopping, the
+    member warm-started from ``init_dir``, ``prepare`` (e.g. widen its head), then fit.
+    ``make_task(bf16)`` builds the task."""
+    parts = partition(data, seed)
+    bf16 = bf16_fast(torch.device("cpu")) and name != "convnext-tiny-3d"
+    config = TrainConfig(epochs=epochs, batch_size=16, n_cases=n_cases, steps_per_epoch=steps, lr=lr,
+                         patience=epochs, seed=seed, progress=False, bf16=bf16, num_threads=threads)
+    model = load_model(name, init_dir, "demo")[0].float().train()
+    if prepare is not None:
+        prepare(model)
+    torch.manual_seed(seed)
+    result = fit(model, parts.train, parts.val, make_task(bf16), config, label=name)
+    return Finetuned(model, result, parts, config)
+
+
 def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, source: DataSource,
                 out_dir: Path, calibrate: Calibrator | None = None, init_from: Path | None = None) -> TrainResult:
     """Fit ``name`` (fresh, or warm-started from the verified weights in ``init_from``), evaluate it on

@@ -217,6 +217,27 @@ def test_malignancy_set_with_margin_labels_each_patch_with_its_drawn_margin():
     assert both.y[:, 1].tolist() == margins
 
 
+def test_finetune_member_warm_starts_the_member_and_prepares_it_before_fitting():
+    """The recipes' fine-tuning: the member starts from the given weights (one step moves them
+    little; a fresh network would be far), ``prepare`` sees it first, ConvNeXt stays fp32."""
+    from ai_engine.train.run import finetune_member
+    from ai_engine.train.tasks import ClassificationTask
+
+    rng = np.random.default_rng(0)
+    data = TensorSet(torch.from_numpy(rng.random((20, 1, 64, 64, 64), dtype=np.float32)),
+                     torch.tensor([i % 2 for i in range(20)]), tuple(f"patient-{i}" for i in range(20)))
+    start = load_model("convnext-tiny-3d", SHIPPED_WEIGHTS_DIR, "demo")[0].state_dict()
+    prepared = []
+    tuned = finetune_member("convnext-tiny-3d", SHIPPED_WEIGHTS_DIR, data,
+                            lambda bf16: ClassificationTask(spatial_dims=3, n_classes=2, bf16=bf16),
+                            n_cases=20, epochs=1, steps=1, lr=1e-3, seed=0, threads=2, prepare=prepared.append)
+    assert prepared == [tuned.model] and len(tuned.result.history) == 1
+    assert tuned.config.batch_size == 16 and tuned.config.patience == 1 and not tuned.config.bf16
+    assert sum(len(p) for p in (tuned.parts.train, tuned.parts.val, tuned.parts.test)) == 20
+    moved = max(float((v.float() - start[k].float()).abs().max()) for k, v in tuned.model.state_dict().items())
+    assert moved < 0.01
+
+
 def test_synthetic_case_draws_the_requested_small_nodules():
     """``SmallNodules`` sets how many extra nodules a training phantom gets; the default is unchanged."""
     from ai_engine.findings import NoduleType

@@ -21,13 +21,10 @@ THREADS = int(sys.argv[8]) if len(sys.argv) > 8 else 2
 torch.set_num_threads(THREADS)
 # fp32 ConvNeXt's backward slowed 10× after 5 epochs (28 s → 5 min an epoch): denormal gradients
 torch.set_flush_denormal(True)
-from ai_engine.models.card import load_model
-from ai_engine.models.precision import bf16_fast
 from ai_engine.synthetic.truth import MORPHOLOGIES
 from ai_engine.train import run as runmod
-from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import cached_set, malignancy_set, parse_data
-from ai_engine.train.loop import TensorSet, fit, predict
+from ai_engine.train.loop import TensorSet, predict
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
 name, INIT = sys.argv[1], Path(sys.argv[2])
@@ -79,23 +76,19 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # per
 t0 = time.time()
 src = parse_data("synthetic")
 data = cached_set(os.environ.get("CACHE"), lambda: malignancy_set(src, N, SEED, with_margin=True))
-parts = runmod.partition(data, SEED)
-print("data", len(parts.train), f"{time.time()-t0:.0f}s", flush=True)
-bf16 = bf16_fast(torch.device("cpu")) and name != "convnext-tiny-3d"
-cfg = TrainConfig(epochs=epochs, batch_size=16, n_cases=N, steps_per_epoch=steps, lr=lr, patience=epochs, seed=SEED,
-                  progress=False, bf16=bf16, num_threads=THREADS)
-model = load_model(name, INIT, "demo")[0].float().train()
-set_rows(model, N_MAL + len(MORPHOLOGIES))
-torch.manual_seed(SEED)
-res = fit(model, parts.train, parts.val, MarginAuxTask(spatial_dims=3, n_classes=N_MAL, seed=SEED, bf16=bf16, aux_weight=aux),
-          cfg, label=name)
+print("data", len(data), f"{time.time()-t0:.0f}s", flush=True)
+tuned = runmod.finetune_member(
+    name, INIT, data, lambda bf16: MarginAuxTask(spatial_dims=3, n_classes=N_MAL, seed=SEED, bf16=bf16, aux_weight=aux),
+    n_cases=N, epochs=epochs, steps=steps, lr=lr, seed=SEED, threads=THREADS,
+    prepare=lambda m: set_rows(m, N_MAL + len(MORPHOLOGIES)))
+model, res, parts, cfg = tuned.model, tuned.result, tuned.parts, tuned.config
 print("history", [(h["epoch"], round(h["loss"], 3), round(h["auc"], 3)) for h in res.history], flush=True)
 set_rows(model, N_MAL)
 plain = runmod.Partitions(*(TensorSet(p.x, p.y[:, 0], p.patient_ids) for p in (parts.train, parts.val, parts.test)))
 notes = {"script": f"recipes/malignancy_margin.py {name} {INIT} {N} {epochs} {steps} {lr} {aux} {THREADS}",
          "auxiliary_margin_loss": {"weight": aux, "classes": list(MORPHOLOGIES), "dropped_before_saving": True},
          "held_out_caveat": OVERLAP}
-out = runmod.save_trained(name, model, res, plain, ClassificationTask(spatial_dims=3, n_classes=N_MAL, seed=SEED, bf16=bf16),
+out = runmod.save_trained(name, model, res, plain, ClassificationTask(spatial_dims=3, n_classes=N_MAL, seed=SEED, bf16=cfg.bf16),
                           cfg, src, OUT, init_from=INIT, notes=notes)
 print("metrics", out.card.metrics["validation"], out.card.metrics["test"], f"{time.time()-t0:.0f}s", flush=True)
 held = malignancy_set(src, 400, 2)

@@ -21,16 +21,13 @@ from torch import nn
 THREADS = int(sys.argv[7]) if len(sys.argv) > 7 else 2
 torch.set_num_threads(THREADS)
 torch.set_flush_denormal(True)  # see malignancy_margin.py: fp32 ConvNeXt's backward slows 10× on denormals
-from ai_engine.models.card import load_model
-from ai_engine.models.precision import bf16_fast
 from ai_engine.models.inputs import window01
 from ai_engine.models.registry import LUNG_WINDOW_HU
 from ai_engine.synthetic import make_nodule_patch
 from ai_engine.synthetic.labels import posterior_malignant
 from ai_engine.train import run as runmod
-from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import _case_seed, cached_set, malignancy_set, parse_data
-from ai_engine.train.loop import TensorSet, fit, predict
+from ai_engine.train.loop import TensorSet, predict
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
 name, INIT = sys.argv[1], Path(sys.argv[2])
@@ -71,21 +68,16 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # per
 t0 = time.time()
 src = parse_data("synthetic")
 data = cached_set(os.environ.get("CACHE"), lambda: soft_set(N, SEED))
-parts = runmod.partition(data, SEED)
-print("data", len(parts.train), f"{time.time()-t0:.0f}s", flush=True)
-bf16 = bf16_fast(torch.device("cpu")) and name != "convnext-tiny-3d"
-cfg = TrainConfig(epochs=epochs, batch_size=16, n_cases=N, steps_per_epoch=steps, lr=lr, patience=epochs, seed=SEED,
-                  progress=False, bf16=bf16, num_threads=THREADS)
-model = load_model(name, INIT, "demo")[0].float().train()
-torch.manual_seed(SEED)
-task = SoftTargetTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=bf16)
-res = fit(model, parts.train, parts.val, task, cfg, label=name)
+print("data", len(data), f"{time.time()-t0:.0f}s", flush=True)
+tuned = runmod.finetune_member(name, INIT, data, lambda bf16: SoftTargetTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=bf16),
+                               n_cases=N, epochs=epochs, steps=steps, lr=lr, seed=SEED, threads=THREADS)
+model, res, parts, cfg = tuned.model, tuned.result, tuned.parts, tuned.config
 print("history", [(h["epoch"], round(h["loss"], 3), round(h["auc"], 3)) for h in res.history], flush=True)
 plain = runmod.Partitions(*(TensorSet(p.x, p.y[:, 0].long(), p.patient_ids) for p in (parts.train, parts.val, parts.test)))
 notes = {"script": f"recipes/malignancy_soft.py {name} {INIT} {N} {epochs} {steps} {lr} {THREADS}",
          "targets": "the label model's posterior P(malignant | drawn attributes), synthetic phantoms only "
                     "(ai_engine.synthetic.labels.posterior_malignant); metrics against the sampled labels"}
-out = runmod.save_trained(name, model, res, plain, ClassificationTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=bf16),
+out = runmod.save_trained(name, model, res, plain, ClassificationTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=cfg.bf16),
                           cfg, src, OUT, init_from=INIT, notes=notes)
 print("metrics", out.card.metrics["validation"], out.card.metrics["test"], f"{time.time()-t0:.0f}s", flush=True)
 held = malignancy_set(src, 400, 2)
