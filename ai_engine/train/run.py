@@ -14,7 +14,7 @@ from ai_engine.models.card import ModelCard, load_model, read_card, save_checkpo
 from ai_engine.models.precision import bf16_fast
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import DataSource
-from ai_engine.train.loop import FitResult, Task, TensorSet, fit
+from ai_engine.train.loop import FitResult, Task, TensorSet, fit, predict
 from ai_engine.train.split import patient_folds, patient_split
 
 
@@ -69,6 +69,28 @@ def finetune_member(name: str, init_dir: Path, data: TensorSet, make_task: Calla
     torch.manual_seed(seed)
     result = fit(model, parts.train, parts.val, make_task(bf16), config, label=name)
     return Finetuned(model, result, parts, config)
+
+
+HELDOUT_SEED = 2  # malignancy_set(seed=2): patches no recipe trains on
+
+
+def save_finetuned(name: str, tuned: Finetuned, source: DataSource, out_dir: Path, init_dir: Path, notes: dict,
+                   heldout_cases: int = 400) -> tuple[TrainResult, dict[str, float]]:
+    """Save a ``finetune_member`` result as the plain 2-class member (metrics on y[:, 0], the sampled
+    label, where a recipe's y carries more columns), then score it on ``heldout_cases`` fresh patches
+    (malignancy_set seed ``HELDOUT_SEED``); their probabilities go to heldout_seed2_probs.npy."""
+    from ai_engine.train.data import malignancy_set
+    from ai_engine.train.tasks import ClassificationTask, classification_metrics
+
+    parts, config = tuned.parts, tuned.config
+    label = lambda y: (y if y.dim() == 1 else y[:, 0]).long()
+    plain = Partitions(*(TensorSet(p.x, label(p.y), p.patient_ids) for p in (parts.train, parts.val, parts.test)))
+    task = ClassificationTask(spatial_dims=3, n_classes=2, seed=config.seed, bf16=config.bf16)
+    out = save_trained(name, tuned.model, tuned.result, plain, task, config, source, out_dir, init_from=init_dir, notes=notes)
+    held = malignancy_set(source, heldout_cases, HELDOUT_SEED)
+    prob = predict(out.model, held.x, torch.device("cpu"), transform=lambda t: torch.softmax(t.float(), 1)).numpy()
+    np.save(out_dir / "heldout_seed2_probs.npy", prob)
+    return out, classification_metrics(prob, held.y.numpy())
 
 
 def train_model(name: str, parts: Partitions, task: Task, config: TrainConfig, source: DataSource,

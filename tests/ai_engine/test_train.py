@@ -217,10 +217,11 @@ def test_malignancy_set_with_margin_labels_each_patch_with_its_drawn_margin():
     assert both.y[:, 1].tolist() == margins
 
 
-def test_finetune_member_warm_starts_the_member_and_prepares_it_before_fitting():
+def test_finetune_member_warm_starts_the_member_and_prepares_it_before_fitting(tmp_path):
     """The recipes' fine-tuning: the member starts from the given weights (one step moves them
-    little; a fresh network would be far), ``prepare`` sees it first, ConvNeXt stays fp32."""
-    from ai_engine.train.run import finetune_member
+    little; a fresh network would be far), ``prepare`` sees it first, ConvNeXt stays fp32; saved, it
+    loads with its checksum and is scored on fresh patches."""
+    from ai_engine.train.run import finetune_member, save_finetuned
     from ai_engine.train.tasks import ClassificationTask
 
     rng = np.random.default_rng(0)
@@ -236,6 +237,10 @@ def test_finetune_member_warm_starts_the_member_and_prepares_it_before_fitting()
     assert sum(len(p) for p in (tuned.parts.train, tuned.parts.val, tuned.parts.test)) == 20
     moved = max(float((v.float() - start[k].float()).abs().max()) for k, v in tuned.model.state_dict().items())
     assert moved < 0.01
+    out, heldout = save_finetuned("convnext-tiny-3d", tuned, parse_data("synthetic"), tmp_path, SHIPPED_WEIGHTS_DIR,
+                                  {"script": "test"}, heldout_cases=4)
+    assert load_model("convnext-tiny-3d", tmp_path, "demo")[1].sha256 == out.card.sha256
+    assert np.load(tmp_path / "heldout_seed2_probs.npy").shape == (4, 2) and set(heldout) == {"accuracy", "auc"}
 
 
 def test_synthetic_case_draws_the_requested_small_nodules():

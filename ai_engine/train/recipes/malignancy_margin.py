@@ -15,7 +15,7 @@ import os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import logging
-import numpy as np, torch
+import torch
 from torch import nn
 THREADS = int(sys.argv[8]) if len(sys.argv) > 8 else 2
 torch.set_num_threads(THREADS)
@@ -81,17 +81,11 @@ tuned = runmod.finetune_member(
     name, INIT, data, lambda bf16: MarginAuxTask(spatial_dims=3, n_classes=N_MAL, seed=SEED, bf16=bf16, aux_weight=aux),
     n_cases=N, epochs=epochs, steps=steps, lr=lr, seed=SEED, threads=THREADS,
     prepare=lambda m: set_rows(m, N_MAL + len(MORPHOLOGIES)))
-model, res, parts, cfg = tuned.model, tuned.result, tuned.parts, tuned.config
-print("history", [(h["epoch"], round(h["loss"], 3), round(h["auc"], 3)) for h in res.history], flush=True)
-set_rows(model, N_MAL)
-plain = runmod.Partitions(*(TensorSet(p.x, p.y[:, 0], p.patient_ids) for p in (parts.train, parts.val, parts.test)))
+print("history", [(h["epoch"], round(h["loss"], 3), round(h["auc"], 3)) for h in tuned.result.history], flush=True)
+set_rows(tuned.model, N_MAL)
 notes = {"script": f"recipes/malignancy_margin.py {name} {INIT} {N} {epochs} {steps} {lr} {aux} {THREADS}",
          "auxiliary_margin_loss": {"weight": aux, "classes": list(MORPHOLOGIES), "dropped_before_saving": True},
          "held_out_caveat": OVERLAP}
-out = runmod.save_trained(name, model, res, plain, ClassificationTask(spatial_dims=3, n_classes=N_MAL, seed=SEED, bf16=cfg.bf16),
-                          cfg, src, OUT, init_from=INIT, notes=notes)
+out, heldout = runmod.save_finetuned(name, tuned, src, OUT, INIT, notes)
 print("metrics", out.card.metrics["validation"], out.card.metrics["test"], f"{time.time()-t0:.0f}s", flush=True)
-held = malignancy_set(src, 400, 2)
-p = predict(out.model, held.x, torch.device("cpu"), transform=lambda t: torch.softmax(t.float(), 1)).numpy()
-np.save(OUT / "heldout_seed2_probs.npy", p)
-print("heldout seed2", classification_metrics(p, held.y.numpy()), f"{time.time()-t0:.0f}s", flush=True)
+print("heldout seed2", heldout, f"{time.time()-t0:.0f}s", flush=True)

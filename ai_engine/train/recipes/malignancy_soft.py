@@ -26,7 +26,7 @@ from ai_engine.models.registry import LUNG_WINDOW_HU
 from ai_engine.synthetic import make_nodule_patch
 from ai_engine.synthetic.labels import posterior_malignant
 from ai_engine.train import run as runmod
-from ai_engine.train.data import _case_seed, cached_set, malignancy_set, parse_data
+from ai_engine.train.data import _case_seed, cached_set, parse_data
 from ai_engine.train.loop import TensorSet, predict
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
@@ -71,16 +71,10 @@ data = cached_set(os.environ.get("CACHE"), lambda: soft_set(N, SEED))
 print("data", len(data), f"{time.time()-t0:.0f}s", flush=True)
 tuned = runmod.finetune_member(name, INIT, data, lambda bf16: SoftTargetTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=bf16),
                                n_cases=N, epochs=epochs, steps=steps, lr=lr, seed=SEED, threads=THREADS)
-model, res, parts, cfg = tuned.model, tuned.result, tuned.parts, tuned.config
-print("history", [(h["epoch"], round(h["loss"], 3), round(h["auc"], 3)) for h in res.history], flush=True)
-plain = runmod.Partitions(*(TensorSet(p.x, p.y[:, 0].long(), p.patient_ids) for p in (parts.train, parts.val, parts.test)))
+print("history", [(h["epoch"], round(h["loss"], 3), round(h["auc"], 3)) for h in tuned.result.history], flush=True)
 notes = {"script": f"recipes/malignancy_soft.py {name} {INIT} {N} {epochs} {steps} {lr} {THREADS}",
          "targets": "the label model's posterior P(malignant | drawn attributes), synthetic phantoms only "
                     "(ai_engine.synthetic.labels.posterior_malignant); metrics against the sampled labels"}
-out = runmod.save_trained(name, model, res, plain, ClassificationTask(spatial_dims=3, n_classes=2, seed=SEED, bf16=cfg.bf16),
-                          cfg, src, OUT, init_from=INIT, notes=notes)
+out, heldout = runmod.save_finetuned(name, tuned, src, OUT, INIT, notes)
 print("metrics", out.card.metrics["validation"], out.card.metrics["test"], f"{time.time()-t0:.0f}s", flush=True)
-held = malignancy_set(src, 400, 2)
-p = predict(out.model, held.x, torch.device("cpu"), transform=lambda t: torch.softmax(t.float(), 1)).numpy()
-np.save(OUT / "heldout_seed2_probs.npy", p)
-print("heldout seed2", classification_metrics(p, held.y.numpy()), f"{time.time()-t0:.0f}s", flush=True)
+print("heldout seed2", heldout, f"{time.time()-t0:.0f}s", flush=True)
