@@ -28,6 +28,16 @@ _DIRECTIONS /= np.linalg.norm(_DIRECTIONS, axis=1, keepdims=True)
 PLEURA_SEARCH_MM = 40.0
 CENTRAL_MM = 45.0  # in-plane distance from the hilum that counts as central
 PERIPHERAL_MM = 15.0  # gap to the pleura that still counts as peripheral
+# A lobulated body: a core of 0.7 r with 5–8 lobes (radius .35–.45 r) centred .60–.75 r out, so the
+# lobes bulge .25–.50 r past the core and the outline undulates visibly at 1 mm. Sessions 1–13 drew
+# a core of .88 r with 4–7 lobes of .35–.45 r at .50–.65 r, bulging at most .22 r (under 1 mm below
+# 9 mm): their exact masks told lobulated from round nodules with AUC 0.58–0.75 (outline spread,
+# solidity), yet step 5 of the label model makes a lobulated nodule's odds of malignancy 13 times a
+# round one's
+LOBES = (5, 9)  # rng.integers bounds
+LOBE_OFFSET_R = (0.60, 0.75)
+LOBE_RADIUS_R = (0.35, 0.45)
+LOBULATED_CORE_R = 0.70
 
 
 # -- shape --------------------------------------------------------------------------------------
@@ -55,9 +65,9 @@ def draw_shape(rng: np.random.Generator, attrs: NoduleAttributes) -> Shape:
     if attrs.morphology == "round":
         return Shape(np.zeros((1, 3)), np.array([r]))
     lobulated = attrs.morphology == "lobulated"
-    n = int(rng.integers(4, 8)) if lobulated else 2
-    offsets, radii = _lobes(rng, r, n, (0.5, 0.65) if lobulated else (0.4, 0.6), (0.35, 0.45) if lobulated else (0.3, 0.45))
-    main = 0.88 * r if lobulated else r
+    n = int(rng.integers(*LOBES)) if lobulated else 2
+    offsets, radii = _lobes(rng, r, n, LOBE_OFFSET_R if lobulated else (0.4, 0.6), LOBE_RADIUS_R if lobulated else (0.3, 0.45))
+    main = LOBULATED_CORE_R * r if lobulated else r
     shape_offsets = np.vstack([np.zeros((1, 3)), offsets])
     shape_radii = np.concatenate([[main], radii])
     if attrs.morphology != "spiculated":
@@ -119,6 +129,10 @@ def draw_nodule(hu: np.ndarray, label_mask: np.ndarray, grid: Grid, centre_mm, a
     if box is None:
         return 0
     mask = _body_mask(box, centre, shape)
+    if not mask.any():  # smaller than a voxel of this grid: it still shows, in the voxel at its centre
+        at = np.rint(grid.mm_to_index(centre)).astype(int) - [s.start for s in box.slices]
+        if np.all((at >= 0) & (at < mask.shape)):
+            mask[tuple(at)] = True
     lung_block = None if lungs is None else lungs[box.slices] > 0
     if lung_block is not None:
         mask &= lung_block

@@ -200,6 +200,17 @@ def test_exact_sphere_at_a_chosen_point(spacing):
     assert ph.lung_mask[ph.nodule_mask == 1].all()
 
 
+@pytest.mark.parametrize("morphology", ["round", "lobulated"])
+def test_a_nodule_smaller_than_a_voxel_still_shows_in_one(morphology):
+    shape, spacing = (40, 100, 100), (2.5, 2.5, 2.5)
+    centre = lung_point_mm(5, Side.LEFT, Zone.LOWER, shape, spacing)
+    spec = NoduleSpec(centre_mm=centre, diameter_mm=3.0, nodule_type=NoduleType.SOLID, calcified=False,
+                      morphology=morphology)
+    (truth,) = (ph := make_ct_phantom(5, shape, spacing, nodule_spec=[spec])).nodules
+    assert (ph.nodule_mask == 1).sum() >= 1
+    assert truth.volume_mm3 == pytest.approx((ph.nodule_mask == 1).sum() * 2.5 ** 3)
+    assert ph.volume.hu[ph.nodule_mask == 1].max() > -600  # drawn (blurred into lung at -850), not just labelled
+
 def test_drawn_nodules_lie_in_the_lungs_with_consistent_truth(phantom):
     assert len(phantom.nodules) == 3
     labels = set(np.unique(phantom.nodule_mask)) - {0}
@@ -284,6 +295,27 @@ def _central_blob_mm3(patch: np.ndarray, centre_zyx) -> float:
     labels, _ = ndimage.label(patch > -700)
     return float((labels == labels[tuple(int(round(c)) for c in centre_zyx)]).sum())
 
+
+def _outline_spread(mask: np.ndarray) -> float:
+    """Coefficient of variation of the outline voxels' distance to the centroid (0 for a sphere's)."""
+    centre = np.argwhere(mask).mean(0)
+    r = np.linalg.norm(np.argwhere(mask & ~ndimage.binary_erosion(mask)) - centre, axis=1)
+    return float(r.std() / r.mean())
+
+
+def test_lobulated_outlines_undulate_where_round_ones_do_not():
+    """Step 5 of the label model makes a lobulated nodule's odds of malignancy 13 times a round
+    one's, so the exact mask must show it: every lobulated 6–10 mm nodule's outline spreads more than
+    any round one's."""
+    spread = {}
+    for morphology in ("round", "lobulated"):
+        specs = [NoduleSpec(centre_mm=lung_point_mm(20 + i, Side.RIGHT if i % 2 else Side.LEFT, Zone.MIDDLE,
+                                                    (80, 160, 160), (1.0, 1.0, 1.0)),
+                            diameter_mm=6.0 + i, nodule_type=NoduleType.SOLID, calcified=False, morphology=morphology)
+                 for i in range(5)]
+        ph = make_ct_phantom(20, (80, 160, 160), (1.0, 1.0, 1.0), nodule_spec=specs)
+        spread[morphology] = [_outline_spread(ph.nodule_mask == t.label) for t in ph.nodules]
+    assert min(spread["lobulated"]) > max(spread["round"]), spread
 
 def test_the_image_carries_the_malignancy_signal():
     """Without looking at labels, the blob at the centre is larger for malignant patches."""
