@@ -14,7 +14,8 @@ from ai_engine.pipelines.models import SHIPPED_WEIGHTS_DIR
 from ai_engine.train import calibrate
 from ai_engine.train.calibrate import eval_phantoms, youden_threshold
 
-SEED = 3  # its first two validation phantoms give detected nodules of both classes with the shipped weights
+SEED = 7  # its first validation phantom alone gives detected nodules of both classes with the shipped weights
+FLIP_SEED = 4  # its first validation phantom has a nodule whose outline the windows' blending moves
 
 
 def test_youden_threshold_separates_and_falls_halfway_to_the_next_score():
@@ -100,7 +101,7 @@ def test_where_bf16_cannot_be_measured_detection_calibration_keeps_the_cards_dec
 
 def test_the_blending_and_mirrored_passes_with_the_best_validation_cpm_go_into_the_card(weights):
     choices = {"plain": (), "x": ((2,),)}
-    info = calibrate.calibrate_flips(weights, seed=SEED, n_val=1, choices=choices)
+    info = calibrate.calibrate_flips(weights, seed=FLIP_SEED, n_val=1, choices=choices)
 
     assert set(info["choices"]) == {"constant: plain", "constant: x", "gaussian: plain", "gaussian: x"}
     scores = {name: c["cpm"] for name, c in info["choices"].items()}
