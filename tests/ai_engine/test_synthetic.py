@@ -206,10 +206,12 @@ def test_a_nodule_smaller_than_a_voxel_still_shows_in_one(morphology):
     centre = lung_point_mm(5, Side.LEFT, Zone.LOWER, shape, spacing)
     spec = NoduleSpec(centre_mm=centre, diameter_mm=3.0, nodule_type=NoduleType.SOLID, calcified=False,
                       morphology=morphology)
-    (truth,) = (ph := make_ct_phantom(5, shape, spacing, nodule_spec=[spec])).nodules
+    ph = make_ct_phantom(5, shape, spacing, nodule_spec=[spec])
+    (truth,) = ph.nodules
     assert (ph.nodule_mask == 1).sum() >= 1
     assert truth.volume_mm3 == pytest.approx((ph.nodule_mask == 1).sum() * 2.5 ** 3)
     assert ph.volume.hu[ph.nodule_mask == 1].max() > -600  # drawn (blurred into lung at -850), not just labelled
+
 
 def test_drawn_nodules_lie_in_the_lungs_with_consistent_truth(phantom):
     assert len(phantom.nodules) == 3
@@ -316,6 +318,7 @@ def test_lobulated_outlines_undulate_where_round_ones_do_not():
         ph = make_ct_phantom(20, (80, 160, 160), (1.0, 1.0, 1.0), nodule_spec=specs)
         spread[morphology] = [_outline_spread(ph.nodule_mask == t.label) for t in ph.nodules]
     assert min(spread["lobulated"]) > max(spread["round"]), spread
+
 
 def test_the_image_carries_the_malignancy_signal():
     """Without looking at labels, the blob at the centre is larger for malignant patches."""
