@@ -231,7 +231,7 @@ def main(out_dir: Path, seconds: float, workers: int) -> None:
         probs[k] = probabilities(m, held_x, device)
         summary["members"][k] = {"select_auc": round(auc, 4), "best_step": at, "lr": LR[k],
                                  "heldout_seed2_auc": round(roc_auc(held_y, probs[k]), 4)}
-    summary["heldout_seed2_ensemble_auc"] = round(roc_auc(held_y, np.mean(list(probs.values()), 0)), 4)
+    summary["heldout_seed2_mean_of_all_three_auc"] = round(roc_auc(held_y, np.mean(list(probs.values()), 0)), 4)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}), flush=True)
 
