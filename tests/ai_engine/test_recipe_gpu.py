@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ai_engine.models import registry
+from ai_engine.models.heads import set_rows
 
 RECIPE = Path(__file__).resolve().parents[2] / "ai_engine" / "train" / "recipes" / "malignancy_gpu.py"
 
@@ -25,7 +26,7 @@ def test_saved_state_is_the_registry_member_with_the_margin_rows_dropped(tmp_pat
     for name in ("densenet121-3d", "convnext-tiny-3d"):
         torch.manual_seed(0)
         trained = registry.build(name, "demo").eval()
-        g.set_rows(trained, 5)
+        set_rows(trained, 5)
         with torch.no_grad():
             for p in trained.parameters():
                 p.add_(0.01 * torch.randn_like(p))  # the margin rows too, so dropping the wrong ones shows

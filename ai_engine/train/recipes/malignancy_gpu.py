@@ -39,6 +39,7 @@ from torch import nn
 
 from ai_engine.evaluate.classification import roc_auc
 from ai_engine.models.architectures import convnext_tiny3d, densenet121_3d
+from ai_engine.models.heads import set_rows
 from ai_engine.models.inputs import crop_centered, window01
 from ai_engine.synthetic.grid import Grid
 from ai_engine.synthetic.labels import draw_attributes
@@ -119,18 +120,6 @@ def augment(x: torch.Tensor) -> torch.Tensor:
         x = torch.where(flip.view(n, 1, 1, 1, 1), x.flip(axis), x)
     noisy = (torch.rand(n, device=x.device) < 0.5).view(n, 1, 1, 1, 1)
     return x + noisy * 0.01 * torch.randn_like(x)
-
-
-def set_rows(model: nn.Module, rows: int) -> None:
-    """Widen (new rows zero) or cut back the final linear layer (as malignancy_margin.py)."""
-    parent, attr = (model.class_layers, "out") if hasattr(model, "class_layers") else (model, "head")
-    old: nn.Linear = getattr(parent, attr)
-    new = nn.Linear(old.in_features, rows).to(old.weight.device)
-    with torch.no_grad():
-        keep = min(rows, old.out_features)
-        new.weight.zero_(); new.bias.zero_()
-        new.weight[:keep] = old.weight[:keep]; new.bias[:keep] = old.bias[:keep]
-    setattr(parent, attr, new)
 
 
 def save_plain(state: dict[str, torch.Tensor], path: Path) -> None:

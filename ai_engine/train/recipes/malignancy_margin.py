@@ -21,6 +21,7 @@ THREADS = int(sys.argv[8]) if len(sys.argv) > 8 else 2
 torch.set_num_threads(THREADS)
 # fp32 ConvNeXt's backward slowed 10× after 5 epochs (28 s → 5 min an epoch): denormal gradients
 torch.set_flush_denormal(True)
+from ai_engine.models.heads import set_rows
 from ai_engine.synthetic.truth import MORPHOLOGIES
 from ai_engine.train import run as runmod
 from ai_engine.train.data import cached_set, malignancy_set, parse_data
@@ -35,23 +36,6 @@ SEED, N_MAL = 11, 2
 # this run's validation and test partitions hold patches the starting weights were trained on
 OVERLAP = ("validation and test partitions overlap the patches the init weights were trained on "
            "(malignancy_set seed 11, other split); held-out figures: metrics.ensemble_heldout_seed2 and pulmonode evaluate")
-
-
-def head_of(model: nn.Module) -> tuple[nn.Module, str]:
-    """The final linear layer's parent and attribute (MONAI DenseNet, our ConvNeXt3D)."""
-    return (model.class_layers, "out") if hasattr(model, "class_layers") else (model, "head")
-
-
-def set_rows(model: nn.Module, rows: int) -> None:
-    """Widen the final linear layer to ``rows`` outputs (new rows start at zero) or cut it back."""
-    parent, attr = head_of(model)
-    old: nn.Linear = getattr(parent, attr)
-    new = nn.Linear(old.in_features, rows)
-    with torch.no_grad():
-        keep = min(rows, old.out_features)
-        new.weight.zero_(); new.bias.zero_()
-        new.weight[:keep] = old.weight[:keep]; new.bias[:keep] = old.bias[:keep]
-    setattr(parent, attr, new)
 
 
 @dataclass
