@@ -41,6 +41,7 @@ from ai_engine.evaluate.classification import roc_auc
 from ai_engine.models.architectures import convnext_tiny3d, densenet121_3d
 from ai_engine.models.heads import set_rows
 from ai_engine.models.inputs import crop_centered, window01
+from ai_engine.preprocess.window import LUNG_WINDOW_HU  # the members' hu_window, as malignancy_set
 from ai_engine.synthetic.grid import Grid
 from ai_engine.synthetic.labels import draw_attributes
 from ai_engine.synthetic.nodules import draw_nodule
@@ -66,7 +67,6 @@ LR = {"densenet121-3d": 1e-3, "convnext-tiny-3d": 2e-4, "densenet121-3d-wide": 1
 # the names are those of session 15's run, which wrote densenet121-3d.pt (the narrow one) beside the wide one
 BUILD = {"densenet121-3d": densenet_narrow, "convnext-tiny-3d": convnext_tiny3d, "densenet121-3d-wide": densenet121_3d}
 HEADS = ("class_layers.out.", "head.")  # the final linear layer's keys (MONAI DenseNet, ConvNeXt3D)
-WINDOW = (-1000.0, 400.0)  # the members' hu_window
 POOL_CAPACITY, IN_FLIGHT, EVAL_EVERY_S = 60_000, 512, 30.0  # capacity on the GPU (31 GB); 2,000 on a CPU
 N_MAL = 2
 
@@ -94,7 +94,7 @@ def render(job: tuple[int, int, bool]) -> tuple[np.ndarray, int, int]:
     stream, i, scanner = job
     seed, malignant = case_seed(stream, i), bool(i % 2)
     patch, truth = scanner_patch(seed, malignant) if scanner else make_nodule_patch(seed, malignant=malignant)
-    return (window01(patch, WINDOW).astype(np.float16), int(truth.malignant),
+    return (window01(patch, LUNG_WINDOW_HU).astype(np.float16), int(truth.malignant),
             MORPHOLOGIES.index(truth.morphology))
 
 
