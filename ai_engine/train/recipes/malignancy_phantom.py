@@ -1,0 +1,342 @@
+"""Fine-tune the malignancy members on 64 mm patches cut from whole synthetic phantoms (session 16).
+
+Why: the shipped members score AUC 0.87–0.90 on patch.py's nodule scenes but 0.79 on the nodules
+the pipeline detects in evaluate's phantoms; on truth-centred cuts from phantoms they tell
+lobulated from round nodules far worse than on patches (recipes README, session 15). So the
+training patches here come the way the pipeline's do: a whole phantom in one of calibrate's two
+evaluation geometries (EVAL_GEOMETRIES), resampled to 1 mm (preprocess.resample_isotropic, linear),
+a 64³ cube cut around each nodule's centre moved by U(±JITTER_MM) per axis (a detector's centroid
+is off by about that), windowed with the members' hu_window.
+
+- render: phantoms of seeds PHANTOM_BASE[split] + i, NODULES_PER_PHANTOM nodules each, half of
+  them conditioned malignant (label model, by rejection), half benign; written as float16 shards.
+  Seeds are far from every other use (calibration 1,000,000+ / 2,000,000+, evaluate 10,000+).
+- cache / tail: the shipped demo DenseNet121-3D, its stem (conv0 … transition1, 80% of its
+  convolution work) frozen and its output cached once per patch (training patches after one draw of
+  malignancy_gpu.augment, the paper's augmentation); the tail (denseblock2 … classifier, 80% of
+  the parameters) fine-tuned on those outputs: cross-entropy on malignancy plus AUX_WEIGHT ×
+  cross-entropy on the margin (malignancy_gpu.py's loss; its 3 extra logits dropped before
+  saving), Adam, weight decay 1e-4, cosine over the steps, batch 16, fp32. Why frozen: on a CPU
+  without bf16 kernels a whole training step of the wide DenseNet takes seconds; the stem's
+  low-level filters are what transfers, the context is what the tail must relearn. The best state
+  by AUC on the validation patches is kept. ConvNeXt-Tiny-3D is not retrained here.
+
+Usage (python -m ai_engine.train.recipes.malignancy_phantom ...; THREADS=n sets torch's threads):
+  render DATA_DIR SPLIT FIRST COUNT     phantoms FIRST..FIRST+COUNT-1 of SPLIT (train | val)
+  cache DATA_DIR CACHE_DIR PART PARTS   every PARTS-th shard from PART (run PART = 0..PARTS-1 at once)
+  tail CACHE_DIR OUT.pt STEPS LR        writes OUT.pt (the whole 2-logit member, fp32) and OUT.pt.json
+  head DATA_DIR OUT.pt                  ConvNeXt-Tiny-3D with its final layer refitted (OUT.pt, OUT.pt.json)
+  ship DN.pt CX.pt|- DATA_DIR           into ai_engine/weights: the retrained members (fp16) and both cards"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ai_engine.evaluate.classification import roc_auc
+from ai_engine.models.heads import set_rows
+from ai_engine.models.card import ModelCard, load_model, save_checkpoint, write_card
+from ai_engine.models.inputs import crop_centered, window01
+from ai_engine.models.registry import build
+from ai_engine.preprocess.resample import resample_isotropic
+from ai_engine.preprocess.window import LUNG_WINDOW_HU
+from ai_engine.synthetic import Phantom, make_ct_phantom
+from ai_engine.synthetic.truth import MORPHOLOGIES, NoduleSpec
+from ai_engine.train.calibrate import EVAL_GEOMETRIES, youden_threshold
+from ai_engine.train.data import malignancy_set, parse_data
+from ai_engine.train.loop import predict
+from ai_engine.train.recipes.malignancy_gpu import AUX_WEIGHT, HEADS, N_MAL, WEIGHT_DECAY, augment
+from ai_engine.train.run import HELDOUT_SEED
+
+PHANTOM_BASE = {"train": 3_000_000, "val": 3_500_000}
+NODULES_PER_PHANTOM = 8
+JITTER_MM = 2.0
+PATCH, BATCH = 64, 16
+FIELDS = ("malignant", "morphology", "diameter_mm", "seed")
+STEM_LAYERS = 6  # conv0, norm0, relu0, pool0, denseblock1, transition1
+TRAIN_SHARDS = 80
+HEAD_SHARDS = 50  # ConvNeXt's refitted layer: 4,000 patches
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+# card metrics measured on the weights or the threshold this recipe replaces
+STALE_METRICS = ("ensemble_test", "ensemble_test_data", "ensemble_heldout_seed2", "pipeline_malignancy_calibration")
+WARM_START_METRICS = ("selection_auc", "heldout_seed2", "heldout_seed2_fp32", "bf16_minus_fp32_max_abs",
+                      "history_selection_auc", "test", "val", "history")
+SHIPPED = Path(__file__).resolve().parents[2] / "weights"
+
+
+def phantom_patches(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 64³ windowed cubes (float16) of one phantom's nodules and their rows of FIELDS."""
+    shape, spacing = EVAL_GEOMETRIES[seed % len(EVAL_GEOMETRIES)]
+    specs = [NoduleSpec(malignant=bool(j % 2)) for j in range(NODULES_PER_PHANTOM)]
+    return cut_patches(make_ct_phantom(seed, shape, spacing, nodule_spec=specs), np.random.default_rng([seed, 16]))
+
+
+def cut_patches(phantom: Phantom, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """As the pipeline cuts them: the phantom resampled to 1 mm, a cube around each nodule's centre
+    (moved by up to JITTER_MM per axis), windowed."""
+    iso = resample_isotropic(phantom.volume, 1.0)
+    scale = np.array(phantom.volume.spacing_mm[::-1]) / np.array(iso.spacing_mm[::-1])
+    cubes, rows = [], []
+    for t in phantom.nodules:
+        centre = np.array(t.centre_zyx) * scale + rng.uniform(-JITTER_MM, JITTER_MM, 3)
+        cube = crop_centered(iso.hu, centre, (PATCH,) * 3, fill=-1000.0)
+        cubes.append(window01(cube, LUNG_WINDOW_HU).astype(np.float16))
+        rows.append((int(t.malignant), MORPHOLOGIES.index(t.morphology), t.diameter_mm, phantom.seed))
+    return np.stack(cubes), np.array(rows, np.float64)
+
+
+def render(out_dir: Path, split: str, first: int, count: int) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    for i in range(first, first + count, 10):
+        seeds = range(PHANTOM_BASE[split] + i, PHANTOM_BASE[split] + min(i + 10, first + count))
+        parts = [phantom_patches(s) for s in seeds]
+        path = out_dir / f"{split}-{seeds[0]}.npz"
+        np.savez(path, x=np.concatenate([p[0] for p in parts]), rows=np.concatenate([p[1] for p in parts]))
+        print(f"{path.name} {time.time() - t0:.0f}s", flush=True)
+
+
+def load(data_dir: Path, split: str) -> tuple[torch.Tensor, np.ndarray]:
+    shards = [np.load(p) for p in sorted(data_dir.glob(f"{split}-*.npz"))]
+    x = torch.from_numpy(np.concatenate([s["x"] for s in shards]))[:, None]
+    return x, np.concatenate([s["rows"] for s in shards])
+
+
+def shipped_densenet(weights: Path) -> nn.Module:
+    net = build("densenet121-3d", "demo")
+    net.load_state_dict(torch.load(weights / "densenet121-3d-demo.pt", weights_only=True))
+    return net.eval()
+
+
+def split_at_stem(net: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:
+    """(stem, tail): conv0 … transition1 (kept frozen) and denseblock2 … the classifier."""
+    parts = list(net.features.children())
+    return nn.Sequential(*parts[:STEM_LAYERS]), nn.Sequential(*parts[STEM_LAYERS:], net.class_layers)
+
+
+def cache(data_dir: Path, cache_dir: Path, part: int, parts: int, weights: Path) -> None:
+    """The frozen stem's output (float16) on every validation shard and the first TRAIN_SHARDS
+    training shards, shard ``part`` of every ``parts`` (run the parts side by side); training
+    patches get one draw of the augmentation first."""
+    stem, _ = split_at_stem(shipped_densenet(weights))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    files = sorted(data_dir.glob("val-*.npz")) + sorted(data_dir.glob("train-*.npz"))[:TRAIN_SHARDS]
+    torch.manual_seed(part)
+    t0 = time.time()
+    for f in files[part::parts]:
+        shard = np.load(f)
+        x = torch.from_numpy(shard["x"]).float()[:, None]
+        if f.name.startswith("train"):
+            x = augment(x)
+        with torch.no_grad():
+            h = torch.cat([stem(x[i:i + 8]) for i in range(0, len(x), 8)])
+        np.savez(cache_dir / f.name, h=h.half().numpy(), rows=shard["rows"])
+        print(f"{f.name} {time.time() - t0:.0f}s", flush=True)
+
+
+def _cached(cache_dir: Path, split: str) -> tuple[torch.Tensor, np.ndarray]:
+    shards = [np.load(p) for p in sorted(cache_dir.glob(f"{split}-*.npz"))]
+    return torch.from_numpy(np.concatenate([s["h"] for s in shards])), np.concatenate([s["rows"] for s in shards])
+
+
+@torch.no_grad()
+def tail_probabilities(tail: nn.Module, h: torch.Tensor) -> np.ndarray:
+    tail.eval()
+    p = torch.cat([torch.softmax(tail(h[i:i + 40].float())[:, :N_MAL], 1)[:, 1] for i in range(0, len(h), 40)])
+    tail.train()
+    return p.numpy()
+
+
+def train_tail(cache_dir: Path, out: Path, steps: int, lr: float, weights: Path) -> dict:
+    """Fine-tune the shipped DenseNet's tail on the cached stem outputs; save the whole network
+    (frozen stem + best tail by validation AUC) as the registry's 2-logit member."""
+    h, rows = _cached(cache_dir, "train")
+    vh, vrows = _cached(cache_dir, "val")
+    y, vy = torch.from_numpy(rows[:, :2].astype(np.int64)), vrows[:, 0].astype(int)
+    torch.manual_seed(16)
+    net = shipped_densenet(weights)
+    _, tail = split_at_stem(net)
+    history = [{"step": 0, "val_auc": round(roc_auc(vy, tail_probabilities(tail, vh)), 4)}]
+    print("train", len(h), "val", len(vh), history[0], flush=True)
+    set_rows(net, N_MAL + len(MORPHOLOGIES))
+    _, tail = split_at_stem(net)
+    opt = torch.optim.Adam(tail.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    best, t0, every = (history[0]["val_auc"], None, 0), time.time(), max(50, steps // 20)
+    for step in range(1, steps + 1):
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
+        idx = torch.randint(0, len(h), (BATCH,))
+        logits = tail(h[idx].float())
+        ce = nn.functional.cross_entropy
+        loss = ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(logits[:, N_MAL:], y[idx, 1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % every == 0 or step == steps:
+            auc = roc_auc(vy, tail_probabilities(tail, vh))
+            history.append({"step": step, "val_auc": round(auc, 4), "s": round(time.time() - t0)})
+            print(history[-1], flush=True)
+            if auc > best[0]:
+                best = (auc, {n: (v[:N_MAL] if n.startswith(HEADS) else v).clone()
+                              for n, v in net.state_dict().items()}, step)
+    if best[1] is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({n: v.float() for n, v in best[1].items()}, out)
+    summary = {"steps": steps, "lr": lr, "train_patches": len(h), "val_patches": len(vh),
+               "best_step": best[2], "best_val_auc": round(best[0], 4), "history": history}
+    Path(f"{out}.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def pooled_features(model: nn.Module, head: nn.Linear, x: torch.Tensor) -> np.ndarray:
+    """What ``head`` (the final linear layer) sees for each patch of ``x``."""
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].detach()))
+    try:
+        predict(model, x, torch.device("cpu"))
+    finally:
+        hook.remove()
+    return torch.cat(seen).double().numpy()
+
+
+def fit_logistic(f: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression (L-BFGS) on standardised ``f``; returns (w, b) on raw ``f``."""
+    mu, sd = f.mean(0), f.std(0) + 1e-6
+    z, t = torch.from_numpy((f - mu) / sd), torch.from_numpy(y.astype(np.float64))
+    w = torch.zeros(f.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(z @ w + b, t) + l2 * (w ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    w_raw = w.detach().numpy() / sd
+    return w_raw, float(b.item() - (w_raw * mu).sum())
+
+
+def set_logistic(head: nn.Linear, w: np.ndarray, b: float) -> None:
+    """Make a 2-logit layer's softmax the regression's sigmoid(f·w + b): logits (−s/2, s/2)."""
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(np.stack([-w / 2, w / 2])).float())
+        head.bias.copy_(torch.tensor([-b / 2, b / 2], dtype=torch.float32))
+
+
+def refit_head(data_dir: Path, out: Path, weights: Path, folds: int = 5) -> dict:
+    """ConvNeXt-Tiny-3D with only its final linear layer refitted on the first HEAD_SHARDS training
+    shards (no augmentation): logistic regression on what the layer sees, the L2 weight chosen by
+    ``folds``-fold cross-validated AUC; written as a 2-logit layer (softmax = the regression)."""
+    model, _ = load_model("convnext-tiny-3d", weights, "demo")
+    files = sorted(data_dir.glob("train-*.npz"))[:HEAD_SHARDS]
+    x = torch.from_numpy(np.concatenate([np.load(f)["x"] for f in files]))[:, None]
+    y = np.concatenate([np.load(f)["rows"][:, 0] for f in files]).astype(int)
+    f = pooled_features(model, model.head, x)
+    fold = np.arange(len(y)) % folds
+    cv = {}
+    for l2 in L2_GRID:
+        scores = np.empty(len(y))
+        for k in range(folds):
+            w, b = fit_logistic(f[fold != k], y[fold != k], l2)
+            scores[fold == k] = f[fold == k] @ w + b
+        cv[l2] = round(roc_auc(y, scores), 4)
+    l2 = max(cv, key=cv.get)
+    set_logistic(model.head, *fit_logistic(f, y, l2))
+    torch.save({n: v.float() for n, v in model.state_dict().items()}, out)
+    summary = {"train_patches": len(y), "cv_auc_by_l2": {str(k): v for k, v in cv.items()}, "l2": l2, "folds": folds}
+    Path(f"{out}.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def ship(dn_pt: Path, cx_pt: Path | None, data_dir: Path, weights: Path) -> dict:
+    """Ship the fine-tuned DenseNet and, given ``cx_pt``, the ConvNeXt with its refitted final layer
+    (fp16 weights, cards; a member not given stays as shipped) and calibrate the ensemble's
+    malignant threshold (Youden's J) on the validation phantoms' patches. Both cards get the
+    threshold and the ensemble's metrics. bf16 is off for retrained weights: it was not measured
+    against fp32 (this CPU has no bf16 kernels)."""
+    members, cards = {}, {}
+    for name in ("densenet121-3d", "convnext-tiny-3d"):
+        members[name], cards[name] = load_model(name, weights, "demo")
+    changed = {"densenet121-3d": dn_pt, "convnext-tiny-3d": cx_pt}
+    for name, path in changed.items():
+        if path is not None:
+            members[name].load_state_dict(torch.load(path, weights_only=True))
+    vx, vrows = load(data_dir, "val")
+    vy = vrows[:, 0].astype(int)
+    held = malignancy_set(parse_data("synthetic"), 400, HELDOUT_SEED)
+    cpu, softmax = torch.device("cpu"), (lambda t: torch.softmax(t.float(), 1))
+    p = {k: {n: predict(m, x, cpu, transform=softmax).numpy()[:, 1] for n, m in members.items()}
+         for k, x in (("val", vx), ("held", held.x))}
+    ys = {"val": vy, "held": held.y.numpy()}
+    auc = {k: {**{n: round(roc_auc(ys[k], v), 4) for n, v in p[k].items()},
+               "ensemble": round(roc_auc(ys[k], np.mean(list(p[k].values()), 0)), 4)} for k in p}
+    threshold = youden_threshold(vy, np.mean(list(p["val"].values()), 0))
+    val_data = (f"{len(vy)} patches of {len(vy) // NODULES_PER_PHANTOM} validation phantoms (seeds "
+                f"{PHANTOM_BASE['val']}+, half malignant), cut as the pipeline cuts them")
+    calibration = {"rule": "Youden's J on the validation phantoms' patches", "data": val_data,
+                   "malignant_threshold": threshold, "ensemble_auc": auc["val"]["ensemble"]}
+    ensemble = {"phantom_val": auc["val"], "heldout_seed2_patch_scenes": auc["held"],
+                "heldout_seed2_data": "malignancy_set('synthetic', 400, seed=2): patch.py scenes, never trained on"}
+    for name, card in cards.items():
+        spec = replace(card.input_spec, thresholds={**card.input_spec.thresholds, "malignant": threshold})
+        kept = {k: v for k, v in card.metrics.items() if k not in STALE_METRICS}
+        metrics = {**kept, "phantom_val_auc": auc["val"][name], "phantom_val_data": val_data,
+                   "heldout_seed2_patch_scenes_auc": auc["held"][name], "ensemble": ensemble,
+                   "ensemble_members": list(cards), "pipeline_malignancy_calibration": calibration}
+        if changed[name] is None:
+            write_card(replace(card, input_spec=spec, metrics=metrics), weights)
+            continue
+        summary = json.loads(Path(f"{changed[name]}.json").read_text())
+        training = {"fine_tune": _fine_tune_record(name, summary), "warm_start": card.training,
+                    "warm_start_metrics": {k: v for k, v in card.metrics.items() if k in WARM_START_METRICS}}
+        if "history" in summary:
+            metrics["history_phantom_val_auc"] = summary["history"]
+        card = ModelCard(name=name, architecture=card.architecture, profile="demo", data_source="synthetic",
+                         input_spec=replace(spec, bf16_autocast=False), training=training,
+                         metrics={k: v for k, v in metrics.items() if k not in WARM_START_METRICS})
+        save_checkpoint(members[name], card, weights, half=True)
+    shipped = {n: load_model(n, weights, "demo")[0] for n in cards}  # as shipped: fp16, sha256 checked
+    fp16 = np.mean([predict(m, vx, cpu, transform=softmax).numpy()[:, 1] for m in shipped.values()], 0)
+    return {"auc": auc, "threshold": threshold, "fp16_ensemble_phantom_val_auc": round(roc_auc(vy, fp16), 4)}
+
+
+def _fine_tune_record(name: str, summary: dict) -> dict:
+    common = {"device": "cpu (2 cores, fp32)", "script": "recipes/malignancy_phantom.py (recipes README, session 16)"}
+    if name == "convnext-tiny-3d":
+        return {**common, "trained": "the final linear layer only (logistic regression on what it sees)",
+                "data": f"{summary['train_patches']} patches of the first training phantoms (seeds "
+                        f"{PHANTOM_BASE['train']}+, half malignant), cut as the pipeline cuts them, not augmented",
+                "l2": summary["l2"], "cv_auc_by_l2": summary["cv_auc_by_l2"], "folds": summary["folds"]}
+    return {**common, "data": f"{summary['train_patches']} patches of {summary['train_patches'] // NODULES_PER_PHANTOM} "
+            f"training phantoms (seeds {PHANTOM_BASE['train']}+, half malignant), each cut as the pipeline "
+            "cuts it and augmented once (rotation ≤30°, flips, noise 0.01)",
+            "frozen": "conv0 … transition1 (the stem), as shipped", "trained": "denseblock2 … classifier",
+            "loss": "cross-entropy on malignancy + 1.0 × cross-entropy on the margin (auxiliary head, dropped before saving)",
+            "optimizer": "Adam", "lr": summary["lr"], "weight_decay": WEIGHT_DECAY, "batch_size": BATCH,
+            "scheduler": "cosine annealing over the steps", "steps": summary["steps"],
+            "selection": f"best validation AUC of every {summary['history'][1]['step']} steps (step {summary['best_step']})"}
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "render":
+        render(Path(args[0]), args[1], int(args[2]), int(args[3]))
+    elif command == "cache":
+        cache(Path(args[0]), Path(args[1]), int(args[2]), int(args[3]), SHIPPED)
+    elif command == "head":
+        print(json.dumps(refit_head(Path(args[0]), Path(args[1]), SHIPPED)))
+    elif command == "ship":
+        cx = Path(args[1]) if args[1] != "-" else None
+        print(json.dumps(ship(Path(args[0]), cx, Path(args[2]), SHIPPED)))
+    else:
+        print(json.dumps(train_tail(Path(args[0]), Path(args[1]), int(args[2]), float(args[3]), SHIPPED)))
