@@ -1,7 +1,7 @@
 """Fine-tune the malignancy members on 64 mm patches cut from whole synthetic phantoms (session 16).
 
-Why: the shipped members score AUC 0.87–0.90 on patch.py's nodule scenes but 0.79 on the nodules
-the pipeline detects in evaluate's phantoms; on truth-centred cuts from phantoms they tell
+Why: session 15's members scored AUC 0.87–0.90 on patch.py's nodule scenes but 0.79 on the
+nodules the pipeline detects in evaluate's phantoms; on truth-centred cuts from phantoms they tell
 lobulated from round nodules far worse than on patches (recipes README, session 15). So the
 training patches here come the way the pipeline's do: a whole phantom in one of calibrate's two
 evaluation geometries (EVAL_GEOMETRIES), resampled to 1 mm (preprocess.resample_isotropic, linear),
@@ -21,6 +21,8 @@ is off by about that), windowed with the members' hu_window.
   low-level filters are what transfers, the context is what the tail must relearn. The best state
   by AUC on the validation patches is kept. ConvNeXt-Tiny-3D is not retrained here.
 
+Every step starts from the members in ai_engine/weights (SHIPPED): to rerun session 16, restore
+session 15's there first (git checkout 57573a4 -- ai_engine/weights).
 Usage (python -m ai_engine.train.recipes.malignancy_phantom ...; THREADS=n sets torch's threads):
   render DATA_DIR SPLIT FIRST COUNT     phantoms FIRST..FIRST+COUNT-1 of SPLIT (train | val)
   cache DATA_DIR CACHE_DIR PART PARTS   every PARTS-th shard from PART (run PART = 0..PARTS-1 at once)
