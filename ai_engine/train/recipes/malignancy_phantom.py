@@ -47,7 +47,6 @@ from ai_engine.evaluate.classification import roc_auc
 from ai_engine.models.heads import set_rows
 from ai_engine.models.card import ModelCard, load_model, save_checkpoint, write_card
 from ai_engine.models.inputs import crop_centered, window01
-from ai_engine.models.registry import build
 from ai_engine.preprocess.resample import resample_isotropic
 from ai_engine.preprocess.window import LUNG_WINDOW_HU
 from ai_engine.synthetic import Phantom, make_ct_phantom
@@ -106,16 +105,19 @@ def render(out_dir: Path, split: str, first: int, count: int) -> None:
         print(f"{path.name} {time.time() - t0:.0f}s", flush=True)
 
 
-def load(data_dir: Path, split: str) -> tuple[torch.Tensor, np.ndarray]:
-    shards = [np.load(p) for p in sorted(data_dir.glob(f"{split}-*.npz"))]
-    x = torch.from_numpy(np.concatenate([s["x"] for s in shards]))[:, None]
-    return x, np.concatenate([s["rows"] for s in shards])
+def _shards(folder: Path, split: str, key: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``key``'s array and the rows of FIELDS of the split's first ``limit`` shards, concatenated."""
+    shards = [np.load(p) for p in sorted(folder.glob(f"{split}-*.npz"))[:limit]]
+    return np.concatenate([s[key] for s in shards]), np.concatenate([s["rows"] for s in shards])
+
+
+def load(data_dir: Path, split: str, limit: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    x, rows = _shards(data_dir, split, "x", limit)
+    return torch.from_numpy(x)[:, None], rows
 
 
 def shipped_densenet(weights: Path) -> nn.Module:
-    net = build("densenet121-3d", "demo")
-    net.load_state_dict(torch.load(weights / "densenet121-3d-demo.pt", weights_only=True))
-    return net.eval()
+    return load_model("densenet121-3d", weights, "demo")[0]  # sha256 checked, eval mode
 
 
 def split_at_stem(net: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:
@@ -145,8 +147,8 @@ def cache(data_dir: Path, cache_dir: Path, part: int, parts: int, weights: Path)
 
 
 def _cached(cache_dir: Path, split: str) -> tuple[torch.Tensor, np.ndarray]:
-    shards = [np.load(p) for p in sorted(cache_dir.glob(f"{split}-*.npz"))]
-    return torch.from_numpy(np.concatenate([s["h"] for s in shards])), np.concatenate([s["rows"] for s in shards])
+    h, rows = _shards(cache_dir, split, "h")
+    return torch.from_numpy(h), rows
 
 
 @torch.no_grad()
@@ -239,9 +241,8 @@ def refit_head(data_dir: Path, out: Path, weights: Path, folds: int = 5) -> dict
     shards (no augmentation): logistic regression on what the layer sees, the L2 weight chosen by
     ``folds``-fold cross-validated AUC; written as a 2-logit layer (softmax = the regression)."""
     model, _ = load_model("convnext-tiny-3d", weights, "demo")
-    files = sorted(data_dir.glob("train-*.npz"))[:HEAD_SHARDS]
-    x = torch.from_numpy(np.concatenate([np.load(f)["x"] for f in files]))[:, None]
-    y = np.concatenate([np.load(f)["rows"][:, 0] for f in files]).astype(int)
+    x, rows = load(data_dir, "train", HEAD_SHARDS)
+    y = rows[:, 0].astype(int)
     f = pooled_features(model, model.head, x)
     fold = np.arange(len(y)) % folds
     cv = {}
