@@ -34,7 +34,7 @@ from ai_engine.evaluate.results import (
     unet_description,
 )
 from ai_engine.evaluate.segmentation import dice_per_nodule
-from ai_engine.findings import CTFindings, NoduleType, Subtype
+from ai_engine.findings import CTFindings, Nodule, NoduleType, Subtype
 from ai_engine.models.inputs import orthogonal_planes, window01
 from ai_engine.pipelines import inference
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct_with_marks, malignant_threshold
@@ -74,7 +74,7 @@ def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalCon
 
 
 def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:
-    relevant, irrelevant, candidates, uids, nodule_dice, pairs, seconds = [], [], [], [], [], [], []
+    relevant, irrelevant, candidates, uids, nodule_dice, matched, seconds = [], [], [], [], [], [], []
     kinds, found = [], []  # each relevant nodule's type; the findings as marks (the operating point)
     for i in _bar(range(config.n_scans), "scans", config.progress):
         phantom = make_ct_phantom(config.seed + i, config.shape_zyx, config.spacing_mm)
@@ -90,9 +90,10 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         candidates += [Candidate(uid, *m.centre_mm, m.score) for m in marks]
         found += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
-        pairs += malignancy_pairs(findings, phantom)
+        matched += matched_findings(findings, phantom)
     detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples,
                                    operating_point=found)
+    pairs = [(y, n.malignancy_probability) for y, n in matched]
     y = [p[0] for p in pairs]
     threshold = malignant_threshold(models.malignancy)  # the pipeline's calibrated operating point
     malignancy = evaluate_classification(f"malignancy (detected nodules, ensemble, threshold {threshold:.3f})", y,
@@ -105,7 +106,8 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         segmentation=SegmentationResult(case_dice=(), nodule_dice=tuple(nodule_dice)),
         classification=(malignancy,) if malignancy else (),
         extra={**operating_point_extras(detection, seconds),
-               **sensitivity_by_kind(list(zip(relevant, kinds)), detection.operating_point.missed)},
+               **sensitivity_by_kind(list(zip(relevant, kinds)), detection.operating_point.missed),
+               **member_aucs(matched)},
     )
 
 
@@ -143,14 +145,30 @@ def relevant_truth(phantom: Phantom) -> np.ndarray:
 
 def malignancy_pairs(findings: CTFindings, phantom: Phantom) -> list[tuple[int, float]]:
     """(truth malignant, ensemble probability) for each finding over a truth nodule."""
+    return [(y, n.malignancy_probability) for y, n in matched_findings(findings, phantom)]
+
+
+def matched_findings(findings: CTFindings, phantom: Phantom) -> list[tuple[int, Nodule]]:
+    """(truth malignant, finding) for each finding over a truth nodule (the one it covers most)."""
     truth = {t.label: t for t in phantom.nodules}
     out = []
     for n in findings.nodules:
         under = phantom.nodule_mask[findings.label_mask == n.label]
         under = under[under > 0]
         if under.size:
-            out.append((int(truth[int(np.bincount(under).argmax())].malignant), n.malignancy_probability))
+            out.append((int(truth[int(np.bincount(under).argmax())].malignant), n))
     return out
+
+
+def member_aucs(matched: list[tuple[int, Nodule]]) -> dict[str, float]:
+    """ROC AUC of each ensemble member alone on the detected nodules, keyed
+    "malignancy_auc[detected, MEMBER]" (the ensemble's own is the classification result's)."""
+    y = [t for t, _ in matched]
+    if len(set(y)) < 2:
+        return {}
+    names = [k for k, _ in matched[0][1].malignancy_by_model]
+    return {f"malignancy_auc[detected, {k}]": roc_auc(y, [dict(n.malignancy_by_model)[k] for _, n in matched])
+            for k in names}
 
 
 def _patch_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:

@@ -369,3 +369,20 @@ def test_the_report_says_which_unet_passes_ran():
     assert ", 16×8×8 windows, " in unet_description(InputSpec(patch=(16, 8, 8)), tta=True)  # not a cube
     slabs = unet_description(replace(spec, sw_windows="slabs"), tta=False)
     assert slabs == "U-Net: the plain pass only, z-slabs spanning the lung box, gaussian blending of overlapping windows"
+
+
+def test_each_member_is_scored_alone_on_the_detected_nodules():
+    from ai_engine.evaluate.synthetic import member_aucs
+    from tests.results.conftest import nodule
+
+    mask = np.zeros((3, 3, 3), np.uint16)
+    mask[1, 1, 1] = 1
+
+    def finding(densenet: float, convnext: float):
+        return nodule(1, mask, malignancy_by_model=(("densenet121-3d", densenet), ("convnext-tiny-3d", convnext)))
+
+    # DenseNet ranks both malignant nodules first; ConvNeXt puts one benign between them
+    matched = [(1, finding(0.9, 0.8)), (1, finding(0.7, 0.3)), (0, finding(0.2, 0.6)), (0, finding(0.1, 0.1))]
+    assert member_aucs(matched) == {"malignancy_auc[detected, densenet121-3d]": 1.0,
+                                    "malignancy_auc[detected, convnext-tiny-3d]": 0.75}
+    assert member_aucs(matched[:2]) == {}  # one class only: no AUC
