@@ -14,9 +14,9 @@ from torch import nn
 from ai_engine.models import architectures as arch
 from ai_engine.models.errors import UnknownModelError
 from ai_engine.models.spec import InputSpec
+from ai_engine.preprocess.window import LUNG_WINDOW_HU  # the paper's window, one definition
 
 PROFILES = ("demo", "paper")
-LUNG_WINDOW_HU = (-1000.0, 400.0)
 MALIGNANCY_CLASSES = ("benign", "malignant")
 SUBTYPE_CLASSES = ("adenocarcinoma", "squamous cell carcinoma", "large cell carcinoma")
 

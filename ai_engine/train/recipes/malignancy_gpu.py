@@ -41,6 +41,7 @@ from ai_engine.evaluate.classification import roc_auc
 from ai_engine.models.architectures import convnext_tiny3d, densenet121_3d
 from ai_engine.models.heads import set_rows
 from ai_engine.models.inputs import crop_centered, window01
+from ai_engine.models.precision import autocast
 from ai_engine.preprocess.window import LUNG_WINDOW_HU  # the members' hu_window, as malignancy_set
 from ai_engine.synthetic.grid import Grid
 from ai_engine.synthetic.labels import draw_attributes
@@ -132,7 +133,7 @@ def probabilities(model: nn.Module, x: torch.Tensor, device: torch.device) -> np
     model.eval()
     out = []
     for i in range(0, len(x), 64):
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with autocast(True, device):  # fp32 where bf16 would be emulated (slow)
             logits = model(x[i:i + 64].to(device).float())
         out.append(torch.softmax(logits[:, :N_MAL].float(), 1)[:, 1].cpu())
     model.train()
@@ -186,7 +187,7 @@ def main(out_dir: Path, seconds: float, workers: int) -> None:
         for k, m in models.items():
             for g in opts[k].param_groups:
                 g["lr"] = LR[k] * 0.5 * (1 + math.cos(math.pi * frac))
-            with torch.autocast(device.type, dtype=torch.bfloat16):
+            with autocast(True, device):  # fp32 where bf16 would be emulated (slow)
                 logits = m(xb).float()
             ce = nn.functional.cross_entropy
             loss = ce(logits[:, :N_MAL], yb[:, 0]) + AUX_WEIGHT * ce(logits[:, N_MAL:], yb[:, 1])
