@@ -1,4 +1,4 @@
-"""Fine-tune the malignancy members on 64 mm patches cut from whole synthetic phantoms (session 16).
+"""Fine-tune the malignancy members on 64 mm patches cut from whole synthetic phantoms (sessions 16–17).
 
 Why: session 15's members scored AUC 0.87–0.90 on patch.py's nodule scenes but 0.79 on the
 nodules the pipeline detects in evaluate's phantoms; on truth-centred cuts from phantoms they tell
@@ -19,15 +19,20 @@ is off by about that), windowed with the members' hu_window.
   saving), Adam, weight decay 1e-4, cosine over the steps, batch 16, fp32. Why frozen: on a CPU
   without bf16 kernels a whole training step of the wide DenseNet takes seconds; the stem's
   low-level filters are what transfers, the context is what the tail must relearn. The best state
-  by AUC on the validation patches is kept. ConvNeXt-Tiny-3D is not retrained here.
+  by AUC on the validation patches is kept.
+- head (session 16): ConvNeXt-Tiny-3D's final layer refitted as a logistic regression.
+- convnext (session 17): all of ConvNeXt-Tiny-3D fine-tuned with the same loss, fp32, each batch
+  augmented afresh (its whole step costs a tenth of the DenseNet's, so nothing needs freezing).
 
 Every step starts from the members in ai_engine/weights (SHIPPED): to rerun session 16, restore
-session 15's there first (git checkout 57573a4 -- ai_engine/weights).
+session 15's there first (git checkout 57573a4 -- ai_engine/weights); to rerun session 17, session
+16's (git checkout d5fddf3 -- ai_engine/weights).
 Usage (python -m ai_engine.train.recipes.malignancy_phantom ...; THREADS=n sets torch's threads):
   render DATA_DIR SPLIT FIRST COUNT     phantoms FIRST..FIRST+COUNT-1 of SPLIT (train | val)
   cache DATA_DIR CACHE_DIR PART PARTS   every PARTS-th shard from PART (run PART = 0..PARTS-1 at once)
   tail CACHE_DIR OUT.pt STEPS LR        writes OUT.pt (the whole 2-logit member, fp32) and OUT.pt.json
   head DATA_DIR OUT.pt                  ConvNeXt-Tiny-3D with its final layer refitted (OUT.pt, OUT.pt.json)
+  convnext DATA_DIR OUT.pt STEPS LR     all of ConvNeXt-Tiny-3D fine-tuned, batches augmented afresh (session 17)
   ship DN.pt CX.pt|- DATA_DIR           into ai_engine/weights: the retrained members (fp16) and both cards"""
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -47,6 +53,7 @@ from ai_engine.evaluate.classification import roc_auc
 from ai_engine.models.heads import set_rows
 from ai_engine.models.card import ModelCard, load_model, save_checkpoint, write_card
 from ai_engine.models.inputs import crop_centered, window01
+from ai_engine.models.precision import bf16_fast
 from ai_engine.preprocess.resample import resample_isotropic
 from ai_engine.preprocess.window import LUNG_WINDOW_HU
 from ai_engine.synthetic import Phantom, make_ct_phantom
@@ -55,7 +62,7 @@ from ai_engine.train.calibrate import EVAL_GEOMETRIES, youden_threshold
 from ai_engine.train.data import malignancy_set, parse_data
 from ai_engine.train.loop import predict
 from ai_engine.train.recipes.malignancy_gpu import AUX_WEIGHT, HEADS, N_MAL, WEIGHT_DECAY, augment
-from ai_engine.train.run import HELDOUT_SEED
+from ai_engine.train.run import BF16_TOLERANCE, HELDOUT_SEED
 
 PHANTOM_BASE = {"train": 3_000_000, "val": 3_500_000}
 NODULES_PER_PHANTOM = 8
@@ -63,7 +70,7 @@ JITTER_MM = 2.0
 PATCH, BATCH = 64, 16
 FIELDS = ("malignant", "morphology", "diameter_mm", "seed")
 STEM_LAYERS = 6  # conv0, norm0, relu0, pool0, denseblock1, transition1
-TRAIN_SHARDS = 80
+TRAIN_SHARDS = 160  # session 16 had 80 shards rendered, session 17 160
 HEAD_SHARDS = 50  # ConvNeXt's refitted layer: 4,000 patches
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # card metrics measured on the weights or the threshold this recipe replaces
@@ -108,7 +115,14 @@ def render(out_dir: Path, split: str, first: int, count: int) -> None:
 def _shards(folder: Path, split: str, key: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``key``'s array and the rows of FIELDS of the split's first ``limit`` shards, concatenated."""
     shards = [np.load(p) for p in sorted(folder.glob(f"{split}-*.npz"))[:limit]]
-    return np.concatenate([s[key] for s in shards]), np.concatenate([s["rows"] for s in shards])
+    rows = [s["rows"] for s in shards]
+    first = shards[0][key]
+    out = np.empty((sum(len(r) for r in rows), *first.shape[1:]), first.dtype)  # filled in place: one copy in memory
+    at = 0
+    for s, r in zip(shards, rows):
+        out[at:at + len(r)] = first if at == 0 else s[key]
+        at += len(r)
+    return out, np.concatenate(rows)
 
 
 def load(data_dir: Path, split: str, limit: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
@@ -152,11 +166,53 @@ def _cached(cache_dir: Path, split: str) -> tuple[torch.Tensor, np.ndarray]:
 
 
 @torch.no_grad()
-def tail_probabilities(tail: nn.Module, h: torch.Tensor) -> np.ndarray:
-    tail.eval()
-    p = torch.cat([torch.softmax(tail(h[i:i + 40].float())[:, :N_MAL], 1)[:, 1] for i in range(0, len(h), 40)])
-    tail.train()
+def _probabilities(model: nn.Module, x: torch.Tensor, batch: int = 40) -> np.ndarray:
+    """P(malignant) from the first N_MAL logits, eval mode (the model is left in train mode)."""
+    model.eval()
+    p = torch.cat([torch.softmax(model(x[i:i + batch].float())[:, :N_MAL], 1)[:, 1] for i in range(0, len(x), batch)])
+    model.train()
     return p.numpy()
+
+
+def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor],
+               y: torch.Tensor, val_p: Callable[[], np.ndarray], vy: np.ndarray, steps: int, lr: float) -> dict:
+    """Train ``trained`` (part or all of ``net``, already widened by the margin rows) on batches of
+    BATCH indices into ``y`` (columns: malignant, margin): malignancy cross-entropy + AUX_WEIGHT ×
+    margin cross-entropy, Adam, weight decay, cosine over ``steps``. Returns the history, and
+    ``net``'s 2-logit state at the best validation AUC (None if it never beat the start)."""
+    history = [{"step": 0, "val_auc": round(roc_auc(vy, val_p()), 4)}]
+    print("train", len(y), "val", len(vy), history[0], flush=True)
+    opt = torch.optim.Adam(trained.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    best, t0, every = (history[0]["val_auc"], None, 0), time.time(), max(50, steps // 20)
+    ce = nn.functional.cross_entropy
+    for step in range(1, steps + 1):
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
+        idx = torch.randint(0, len(y), (BATCH,))
+        logits = logits_of(idx)
+        loss = ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(logits[:, N_MAL:], y[idx, 1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % every == 0 or step == steps:
+            auc = roc_auc(vy, val_p())
+            history.append({"step": step, "val_auc": round(auc, 4), "s": round(time.time() - t0)})
+            print(history[-1], flush=True)
+            if auc > best[0]:
+                best = (auc, {n: (v[:N_MAL] if n.startswith(HEADS) else v).clone()
+                              for n, v in net.state_dict().items()}, step)
+    return {"best_state": best[1], "best_step": best[2], "best_val_auc": round(best[0], 4), "history": history}
+
+
+def _save(result: dict, out: Path, summary: dict) -> dict:
+    """The best state (fp32) to ``out`` if there is one, and the run's summary to ``out``.json."""
+    state = result.pop("best_state")
+    if state is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({n: v.float() for n, v in state.items()}, out)
+    summary = {**summary, **result}
+    Path(f"{out}.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 def train_tail(cache_dir: Path, out: Path, steps: int, lr: float, weights: Path) -> dict:
@@ -164,40 +220,29 @@ def train_tail(cache_dir: Path, out: Path, steps: int, lr: float, weights: Path)
     (frozen stem + best tail by validation AUC) as the registry's 2-logit member."""
     h, rows = _cached(cache_dir, "train")
     vh, vrows = _cached(cache_dir, "val")
-    y, vy = torch.from_numpy(rows[:, :2].astype(np.int64)), vrows[:, 0].astype(int)
     torch.manual_seed(16)
     net = shipped_densenet(weights)
-    _, tail = split_at_stem(net)
-    history = [{"step": 0, "val_auc": round(roc_auc(vy, tail_probabilities(tail, vh)), 4)}]
-    print("train", len(h), "val", len(vh), history[0], flush=True)
     set_rows(net, N_MAL + len(MORPHOLOGIES))
     _, tail = split_at_stem(net)
-    opt = torch.optim.Adam(tail.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
-    best, t0, every = (history[0]["val_auc"], None, 0), time.time(), max(50, steps // 20)
-    for step in range(1, steps + 1):
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
-        idx = torch.randint(0, len(h), (BATCH,))
-        logits = tail(h[idx].float())
-        ce = nn.functional.cross_entropy
-        loss = ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(logits[:, N_MAL:], y[idx, 1])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % every == 0 or step == steps:
-            auc = roc_auc(vy, tail_probabilities(tail, vh))
-            history.append({"step": step, "val_auc": round(auc, 4), "s": round(time.time() - t0)})
-            print(history[-1], flush=True)
-            if auc > best[0]:
-                best = (auc, {n: (v[:N_MAL] if n.startswith(HEADS) else v).clone()
-                              for n, v in net.state_dict().items()}, step)
-    if best[1] is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({n: v.float() for n, v in best[1].items()}, out)
-    summary = {"steps": steps, "lr": lr, "train_patches": len(h), "val_patches": len(vh),
-               "best_step": best[2], "best_val_auc": round(best[0], 4), "history": history}
-    Path(f"{out}.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    tail.train()
+    result = _fine_tune(net, tail, lambda idx: tail(h[idx].float()), torch.from_numpy(rows[:, :2].astype(np.int64)),
+                        lambda: _probabilities(tail, vh), vrows[:, 0].astype(int), steps, lr)
+    return _save(result, out, {"steps": steps, "lr": lr, "train_patches": len(h), "val_patches": len(vh)})
+
+
+def train_convnext(data_dir: Path, out: Path, steps: int, lr: float, weights: Path) -> dict:
+    """Fine-tune all of the shipped ConvNeXt-Tiny-3D on the training patches, each batch freshly
+    augmented (malignancy_gpu.augment); save the best state by validation AUC (2 logits)."""
+    x, rows = load(data_dir, "train")
+    vx, vrows = load(data_dir, "val")
+    torch.manual_seed(17)
+    net, _ = load_model("convnext-tiny-3d", weights, "demo")
+    net = net.float()
+    set_rows(net, N_MAL + len(MORPHOLOGIES))
+    net.train()
+    result = _fine_tune(net, net, lambda idx: net(augment(x[idx].float())), torch.from_numpy(rows[:, :2].astype(np.int64)),
+                        lambda: _probabilities(net, vx), vrows[:, 0].astype(int), steps, lr)
+    return _save(result, out, {"steps": steps, "lr": lr, "train_patches": len(x), "val_patches": len(vx)})
 
 
 def pooled_features(model: nn.Module, head: nn.Linear, x: torch.Tensor) -> np.ndarray:
@@ -264,8 +309,8 @@ def ship(dn_pt: Path, cx_pt: Path | None, data_dir: Path, weights: Path) -> dict
     """Ship the fine-tuned DenseNet and, given ``cx_pt``, the ConvNeXt with its refitted final layer
     (fp16 weights, cards; a member not given stays as shipped) and calibrate the ensemble's
     malignant threshold (Youden's J) on the validation phantoms' patches. Both cards get the
-    threshold and the ensemble's metrics. bf16 is off for retrained weights: it was not measured
-    against fp32 (this CPU has no bf16 kernels)."""
+    threshold and the ensemble's metrics. bf16 is off for retrained weights unless this CPU has
+    bf16 kernels to measure it against fp32 (_decide_bf16)."""
     members, cards = {}, {}
     for name in ("densenet121-3d", "convnext-tiny-3d"):
         members[name], cards[name] = load_model(name, weights, "demo")
@@ -307,22 +352,50 @@ def ship(dn_pt: Path, cx_pt: Path | None, data_dir: Path, weights: Path) -> dict
                          input_spec=replace(spec, bf16_autocast=False), training=training,
                          metrics={k: v for k, v in metrics.items() if k not in WARM_START_METRICS})
         save_checkpoint(members[name], card, weights, half=True)
-    shipped = {n: load_model(n, weights, "demo")[0] for n in cards}  # as shipped: fp16, sha256 checked
-    fp16 = np.mean([predict(m, vx, cpu, transform=softmax).numpy()[:, 1] for m in shipped.values()], 0)
-    return {"auc": auc, "threshold": threshold, "fp16_ensemble_phantom_val_auc": round(roc_auc(vy, fp16), 4)}
+    shipped = {n: load_model(n, weights, "demo") for n in cards}  # as shipped: fp16, sha256 checked
+    fp32 = {n: predict(m, vx, cpu, transform=softmax).numpy()[:, 1] for n, (m, _) in shipped.items()}
+    result = {"auc": auc, "threshold": threshold,
+              "fp16_ensemble_phantom_val_auc": round(roc_auc(vy, np.mean(list(fp32.values()), 0)), 4)}
+    if bf16_fast(cpu):
+        result["bf16"] = _decide_bf16(shipped, {n for n, path in changed.items() if path is not None}, fp32, vx, vy, weights)
+    return result
+
+
+def _decide_bf16(shipped: dict, retrained: set[str], fp32: dict[str, np.ndarray], vx: torch.Tensor, vy: np.ndarray,
+                 weights: Path) -> dict:
+    """bf16 autocast on for the retrained members if every member's and the ensemble's validation
+    AUC moves by at most BF16_TOLERANCE against fp32 (the cards record the shifts)."""
+    cpu, softmax = torch.device("cpu"), (lambda t: torch.softmax(t.float(), 1))
+    bf16 = {n: predict(m, vx, cpu, transform=softmax, bf16=True).numpy()[:, 1] for n, (m, _) in shipped.items()}
+    moved = {n: roc_auc(vy, bf16[n]) - roc_auc(vy, fp32[n]) for n in fp32}
+    moved["ensemble"] = roc_auc(vy, np.mean(list(bf16.values()), 0)) - roc_auc(vy, np.mean(list(fp32.values()), 0))
+    delta = max(abs(v) for v in moved.values())
+    adopt = bool(delta <= BF16_TOLERANCE)
+    for name in retrained:
+        card = shipped[name][1]
+        write_card(replace(card, input_spec=replace(card.input_spec, bf16_autocast=adopt),
+                           metrics={**card.metrics, "bf16_minus_fp32_max_abs": round(delta, 4),
+                                    "bf16_minus_fp32_phantom_val_auc": {k: round(v, 4) for k, v in moved.items()}}),
+                   weights)
+    return {"adopted": adopt, "max_abs": round(delta, 4), "auc_shift": {k: round(v, 4) for k, v in moved.items()}}
 
 
 def _fine_tune_record(name: str, summary: dict) -> dict:
-    common = {"device": "cpu (2 cores, fp32)", "script": "recipes/malignancy_phantom.py (recipes README, session 16)"}
-    if name == "convnext-tiny-3d":
+    common = {"device": "cpu (2 cores, fp32)", "script": "recipes/malignancy_phantom.py (recipes README, sessions 16–17)"}
+    if name == "convnext-tiny-3d" and "l2" in summary:
         return {**common, "trained": "the final linear layer only (logistic regression on what it sees)",
                 "data": f"{summary['train_patches']} patches of the first training phantoms (seeds "
                         f"{PHANTOM_BASE['train']}+, half malignant), cut as the pipeline cuts them, not augmented",
                 "l2": summary["l2"], "cv_auc_by_l2": summary["cv_auc_by_l2"], "folds": summary["folds"]}
-    return {**common, "data": f"{summary['train_patches']} patches of {summary['train_patches'] // NODULES_PER_PHANTOM} "
-            f"training phantoms (seeds {PHANTOM_BASE['train']}+, half malignant), each cut as the pipeline "
-            "cuts it and augmented once (rotation ≤30°, flips, noise 0.01)",
-            "frozen": "conv0 … transition1 (the stem), as shipped", "trained": "denseblock2 … classifier",
+    data = (f"{summary['train_patches']} patches of {summary['train_patches'] // NODULES_PER_PHANTOM} training "
+            f"phantoms (seeds {PHANTOM_BASE['train']}+, half malignant), each cut as the pipeline cuts it")
+    if name == "convnext-tiny-3d":
+        part = {"data": f"{data}, every batch freshly augmented (rotation ≤30°, flips, noise 0.01)",
+                "trained": "the whole network"}
+    else:
+        part = {"data": f"{data} and augmented once (rotation ≤30°, flips, noise 0.01)",
+                "frozen": "conv0 … transition1 (the stem), as shipped", "trained": "denseblock2 … classifier"}
+    return {**common, **part,
             "loss": "cross-entropy on malignancy + 1.0 × cross-entropy on the margin (auxiliary head, dropped before saving)",
             "optimizer": "Adam", "lr": summary["lr"], "weight_decay": WEIGHT_DECAY, "batch_size": BATCH,
             "scheduler": "cosine annealing over the steps", "steps": summary["steps"],
@@ -336,6 +409,8 @@ if __name__ == "__main__":
         render(Path(args[0]), args[1], int(args[2]), int(args[3]))
     elif command == "cache":
         cache(Path(args[0]), Path(args[1]), int(args[2]), int(args[3]), SHIPPED)
+    elif command == "convnext":
+        print(json.dumps(train_convnext(Path(args[0]), Path(args[1]), int(args[2]), float(args[3]), SHIPPED)))
     elif command == "head":
         print(json.dumps(refit_head(Path(args[0]), Path(args[1]), SHIPPED)))
     elif command == "ship":
