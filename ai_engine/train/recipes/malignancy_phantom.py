@@ -166,12 +166,18 @@ def _cached(cache_dir: Path, split: str) -> tuple[torch.Tensor, np.ndarray]:
 
 
 @torch.no_grad()
-def _probabilities(model: nn.Module, x: torch.Tensor, batch: int = 40) -> np.ndarray:
-    """P(malignant) from the first N_MAL logits, eval mode (the model is left in train mode)."""
-    model.eval()
-    p = torch.cat([torch.softmax(model(x[i:i + batch].float())[:, :N_MAL], 1)[:, 1] for i in range(0, len(x), batch)])
+def _malignant_p(model: nn.Module, x: torch.Tensor, batch: int = 8, bf16: bool = False) -> np.ndarray:
+    """P(malignant): the softmax of the first N_MAL logits (a widened head's margin rows ignored),
+    by loop.predict (eval mode, fp32 unless ``bf16``)."""
+    softmax = (lambda t: torch.softmax(t[:, :N_MAL], 1))
+    return predict(model, x, torch.device("cpu"), batch, transform=softmax, bf16=bf16).numpy()[:, 1]
+
+
+def _probabilities(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """P(malignant) during training: the model goes back to train mode afterwards."""
+    p = _malignant_p(model, x, batch=40)
     model.train()
-    return p.numpy()
+    return p
 
 
 def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor],
@@ -321,8 +327,7 @@ def ship(dn_pt: Path, cx_pt: Path | None, data_dir: Path, weights: Path) -> dict
     vx, vrows = load(data_dir, "val")
     vy = vrows[:, 0].astype(int)
     held = malignancy_set(parse_data("synthetic"), 400, HELDOUT_SEED)
-    cpu, softmax = torch.device("cpu"), (lambda t: torch.softmax(t.float(), 1))
-    p = {k: {n: predict(m, x, cpu, transform=softmax).numpy()[:, 1] for n, m in members.items()}
+    p = {k: {n: _malignant_p(m, x) for n, m in members.items()}
          for k, x in (("val", vx), ("held", held.x))}
     ys = {"val": vy, "held": held.y.numpy()}
     auc = {k: {**{n: round(roc_auc(ys[k], v), 4) for n, v in p[k].items()},
@@ -353,10 +358,10 @@ def ship(dn_pt: Path, cx_pt: Path | None, data_dir: Path, weights: Path) -> dict
                          metrics={k: v for k, v in metrics.items() if k not in WARM_START_METRICS})
         save_checkpoint(members[name], card, weights, half=True)
     shipped = {n: load_model(n, weights, "demo") for n in cards}  # as shipped: fp16, sha256 checked
-    fp32 = {n: predict(m, vx, cpu, transform=softmax).numpy()[:, 1] for n, (m, _) in shipped.items()}
+    fp32 = {n: _malignant_p(m, vx) for n, (m, _) in shipped.items()}
     result = {"auc": auc, "threshold": threshold,
               "fp16_ensemble_phantom_val_auc": round(roc_auc(vy, np.mean(list(fp32.values()), 0)), 4)}
-    if bf16_fast(cpu):
+    if bf16_fast("cpu"):
         result["bf16"] = _decide_bf16(shipped, {n for n, path in changed.items() if path is not None}, fp32, vx, vy, weights)
     return result
 
@@ -365,8 +370,7 @@ def _decide_bf16(shipped: dict, retrained: set[str], fp32: dict[str, np.ndarray]
                  weights: Path) -> dict:
     """bf16 autocast on for the retrained members if every member's and the ensemble's validation
     AUC moves by at most BF16_TOLERANCE against fp32 (the cards record the shifts)."""
-    cpu, softmax = torch.device("cpu"), (lambda t: torch.softmax(t.float(), 1))
-    bf16 = {n: predict(m, vx, cpu, transform=softmax, bf16=True).numpy()[:, 1] for n, (m, _) in shipped.items()}
+    bf16 = {n: _malignant_p(m, vx, bf16=True) for n, (m, _) in shipped.items()}
     moved = {n: roc_auc(vy, bf16[n]) - roc_auc(vy, fp32[n]) for n in fp32}
     moved["ensemble"] = roc_auc(vy, np.mean(list(bf16.values()), 0)) - roc_auc(vy, np.mean(list(fp32.values()), 0))
     delta = max(abs(v) for v in moved.values())
