@@ -116,8 +116,13 @@ def make_nodule_patch(
     if n < 8:
         raise ValueError(f"patch of {size_mm} mm at {spacing_mm} mm is {n} voxels; need ≥ 8")
     rng = np.random.default_rng(int(seed))
-    attrs = draw_attributes(rng, NoduleSpec(malignant=malignant, subtype=subtype))
-    grid = Grid.centred((n, n, n), (spacing_mm,) * 3)
+    return nodule_scene(rng, Grid.centred((n, n, n), (spacing_mm,) * 3), NoduleSpec(malignant=malignant, subtype=subtype))
+
+
+def nodule_scene(rng: np.random.Generator, grid: Grid, spec: NoduleSpec) -> tuple[np.ndarray, NoduleTruth]:
+    """One nodule drawn by the label model under ``spec``, up to JITTER_MM from ``grid``'s centre,
+    in its context, with scanner noise: the HU array on ``grid`` and the nodule's truth."""
+    attrs = draw_attributes(rng, spec)
     centre = rng.uniform(-JITTER_MM, JITTER_MM, 3)
     hu, lung = _context(rng, grid, attrs, centre)
     label_mask = np.zeros(grid.shape_zyx, np.uint16)

@@ -250,7 +250,9 @@ def test(models: CTModels, phantoms: Iterable[Phantom], config: PipelineConfig) 
     return {**summary, "sensitivity": point.sensitivity, "fp_per_scan": point.false_positives / point.n_scans,
             "n_scans": point.n_scans, "n_nodules_ge_4mm": point.n_nodules, "true_positives": point.true_positives,
             "false_positives": point.false_positives, "malignancy_auc_detected": _auc(pairs),
-            "n_detected_for_malignancy": len(pairs), "mean_seconds_per_scan": float(np.mean(seconds)),
+            "n_detected_for_malignancy": len(pairs),
+            "malignancy_members_sha256": {m.card.name: m.card.sha256 for m in models.malignancy},  # the AUC is theirs
+            "mean_seconds_per_scan": float(np.mean(seconds)),
             "froc_over": "every candidate in the lungs (no detection threshold)"}
 
 

@@ -156,7 +156,7 @@ def malignancy_set(source: DataSource, n_cases: int, seed: int, with_margin: boo
 
     xs, ys, ids = [], [], []
     for i in range(n_cases):
-        patch, truth = make_nodule_patch(seed=_case_seed(seed, i), malignant=bool(i % 2))
+        patch, truth = make_nodule_patch(seed=case_seed(seed, i), malignant=bool(i % 2))
         xs.append(window01(patch, LUNG_WINDOW_HU).astype(np.float16))
         ys.append([int(truth.malignant), MORPHOLOGIES.index(truth.morphology)] if with_margin else int(truth.malignant))
         ids.append(f"synthetic-{seed}-{i}")
@@ -186,14 +186,15 @@ def subtype_set(source: DataSource, n_cases: int, seed: int) -> TensorSet:
     xs, ys, ids = [], [], []
     for i in range(n_cases):
         subtype = Subtype(SUBTYPE_CLASSES[i % len(SUBTYPE_CLASSES)])
-        patch, truth = make_nodule_patch(seed=_case_seed(seed, i), malignant=True, subtype=subtype)
+        patch, truth = make_nodule_patch(seed=case_seed(seed, i), malignant=True, subtype=subtype)
         xs.append(orthogonal_planes(window01(patch, LUNG_WINDOW_HU)))
         ys.append(SUBTYPE_CLASSES.index(Subtype(truth.subtype).value))
         ids.append(f"synthetic-{seed}-{i}")
     return TensorSet(torch.from_numpy(np.stack(xs)), torch.tensor(ys), tuple(ids))
 
 
-def _case_seed(seed: int, i: int) -> int:
+def case_seed(seed: int, i: int) -> int:
+    """The seed of case ``i`` of a set drawn with ``seed`` (also the GPU recipe's patch streams)."""
     return int(np.random.default_rng([seed, i, 7]).integers(2**31))
 
 

@@ -203,3 +203,13 @@ def test_the_fp_bound_leaves_a_margin_that_narrows_with_more_validation_scans():
     # 100 scans: the bound is near the mean (0.5 + 1.645 · 0.05)
     assert calibrate.detection_threshold(scans(50), 0.6, upper_confidence=0.95) == pytest.approx(0.65)
     assert calibrate.detection_threshold(scans(50), 0.55, upper_confidence=0.95) == pytest.approx(0.85)
+
+
+def test_the_unet_card_names_the_malignancy_members_its_pipeline_auc_was_measured_with(weights):
+    """The U-Net card's pipeline_test holds a malignancy AUC; without the members' sha256 it could
+    not be told from a figure of members shipped later."""
+    result = calibrate.evaluate_pipeline(weights, seed=SEED, n_test=1)
+    card = json.loads((weights / "unet3d-demo.json").read_text())["metrics"]["pipeline_test"]
+    members = {c["name"]: c["sha256"] for c in _member_cards(weights)}
+    assert card["malignancy_members_sha256"] == result["malignancy_members_sha256"] == members
+    assert card["n_scans"] == 1 and card["n_detected_for_malignancy"] == result["n_detected_for_malignancy"]

@@ -54,15 +54,16 @@ def test_refitted_layer_gives_the_regressions_probability():
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-(f @ w + b))), atol=1e-5)
 
 
-def test_fine_tune_keeps_the_best_two_logit_state(tmp_path):
-    """The shared loop learns a separable label, keeps the state of its best validation AUC with
-    the margin rows cut off (the registry's 2-logit layer), and saves nothing when it never beats
-    the start."""
+def test_fine_tune_keeps_the_best_two_logit_state(tmp_path, monkeypatch):
+    """The shared loop learns a separable label and the size row's target, keeps the state of its
+    best validation AUC with the auxiliary rows cut off (the registry's 2-logit layer), and saves
+    nothing when it never beats the start."""
 
     class Net(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.head = torch.nn.Linear(4, recipe.N_MAL + 3)  # malignancy + margin rows
+            self.head = torch.nn.Linear(4, recipe.N_MAL + 3)
+            recipe.widen(self)  # + margin rows and the size row
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(x)
@@ -71,20 +72,25 @@ def test_fine_tune_keeps_the_best_two_logit_state(tmp_path):
     x, vx = torch.randn(400, 4), torch.randn(200, 4)
     y = torch.stack([(x[:, 1] > 0).long(), torch.randint(0, 3, (400,))], 1)
     vy = (vx[:, 1] > 0).long().numpy()
+    size = x[:, 2]
+    monkeypatch.setattr(recipe, "SIZE_WEIGHT", 1.0)  # session 18's size loss on
 
-    def run(lr: float) -> dict:
+    def run(lr: float) -> tuple[dict, Net]:
         net = Net()
         with torch.no_grad():
             net.head.weight.zero_()
             net.head.weight[1, 0] = 1.0  # starts on the wrong feature: validation AUC ≈ 0.5
-        result = recipe._fine_tune(net, net, lambda idx: net(x[idx]), y, lambda: recipe._probabilities(net, vx),
-                                   vy, steps=200, lr=lr)
-        return recipe._save(result, tmp_path / f"{lr}.pt", {"lr": lr})
+        result = recipe._fine_tune(net, net, lambda idx: net(x[idx]), y, size,
+                                   lambda: recipe._probabilities(net, vx), vy, steps=200, lr=lr)
+        return recipe._save(result, tmp_path / f"{lr}.pt", {"lr": lr}), net
 
-    learned = run(0.05)
+    learned, net = run(0.05)
     assert learned["history"][0]["val_auc"] < 0.65 and learned["best_val_auc"] > 0.95
     state = torch.load(tmp_path / "0.05.pt", weights_only=True)
     assert state["head.weight"].shape == (recipe.N_MAL, 4) and state["head.bias"].shape == (recipe.N_MAL,)
-    still = run(0.0)
+    with torch.no_grad():
+        size_row = net(vx)[:, recipe.N_MAL + 3]
+    assert np.corrcoef(size_row.numpy(), vx[:, 2].numpy())[0, 1] > 0.9
+    still, _ = run(0.0)
     assert still["best_step"] == 0 and "best_state" not in still
     assert not (tmp_path / "0.0.pt").exists() and (tmp_path / "0.0.pt.json").exists()

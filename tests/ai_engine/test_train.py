@@ -207,12 +207,12 @@ def test_malignancy_set_with_margin_labels_each_patch_with_its_drawn_margin():
     """The auxiliary margin target is the phantom's own margin, on the same patches as the plain set."""
     from ai_engine.synthetic import make_nodule_patch
     from ai_engine.synthetic.truth import MORPHOLOGIES
-    from ai_engine.train.data import _case_seed, malignancy_set
+    from ai_engine.train.data import case_seed, malignancy_set
 
     plain = malignancy_set(parse_data("synthetic"), n_cases=6, seed=5)
     both = malignancy_set(parse_data("synthetic"), n_cases=6, seed=5, with_margin=True)
     assert both.y.shape == (6, 2) and torch.equal(both.y[:, 0], plain.y) and torch.equal(both.x, plain.x)
-    margins = [MORPHOLOGIES.index(make_nodule_patch(seed=_case_seed(5, i), malignant=bool(i % 2))[1].morphology)
+    margins = [MORPHOLOGIES.index(make_nodule_patch(seed=case_seed(5, i), malignant=bool(i % 2))[1].morphology)
                for i in range(6)]
     assert both.y[:, 1].tolist() == margins
 

@@ -44,11 +44,9 @@ from ai_engine.models.inputs import crop_centered, window01
 from ai_engine.models.precision import autocast
 from ai_engine.preprocess.window import LUNG_WINDOW_HU  # the members' hu_window, as malignancy_set
 from ai_engine.synthetic.grid import Grid
-from ai_engine.synthetic.labels import draw_attributes
-from ai_engine.synthetic.nodules import draw_nodule
-from ai_engine.synthetic.patch import JITTER_MM, _context, make_nodule_patch
-from ai_engine.synthetic.phantom import add_scanner
-from ai_engine.synthetic.truth import MORPHOLOGIES, NoduleSpec
+from ai_engine.synthetic.patch import make_nodule_patch, nodule_scene
+from ai_engine.synthetic.truth import MORPHOLOGIES, NoduleSpec, NoduleTruth
+from ai_engine.train.data import case_seed
 
 STREAM_SEED, SELECT_SEED, HELDOUT_SEED = 31, 33, 2
 N_SELECT = N_HELDOUT = 400
@@ -72,23 +70,14 @@ POOL_CAPACITY, IN_FLIGHT, EVAL_EVERY_S = 60_000, 512, 30.0  # capacity on the GP
 N_MAL = 2
 
 
-def case_seed(stream: int, i: int) -> int:
-    return int(np.random.default_rng([stream, i, 7]).integers(2**31))  # as data._case_seed
-
-
-def scanner_patch(seed: int, malignant: bool) -> tuple[np.ndarray, object]:
+def scanner_patch(seed: int, malignant: bool) -> tuple[np.ndarray, NoduleTruth]:
     """make_nodule_patch on an anisotropic scanner grid, resampled (linear) to a 1 mm 64³ cube."""
     rng = np.random.default_rng(seed)
     sxy, sz = float(rng.uniform(0.6, 1.3)), float(rng.uniform(1.0, 2.0))
     nxy, nz = int(math.ceil(70 / sxy)), int(math.ceil(70 / sz))
-    attrs = draw_attributes(rng, NoduleSpec(malignant=malignant))
-    grid = Grid.centred((nz, nxy, nxy), (sxy, sxy, sz))
-    centre = rng.uniform(-JITTER_MM, JITTER_MM, 3)
-    hu, lung = _context(rng, grid, attrs, centre)
-    label = np.zeros(grid.shape_zyx, np.uint16)
-    draw_nodule(hu, label, grid, centre, attrs, 1, rng, lung.astype(np.uint8))
-    iso = ndimage.zoom(add_scanner(hu, rng), (sz, sxy, sxy), order=1)
-    return crop_centered(iso, [(n - 1) / 2 for n in iso.shape], (PATCH,) * 3, fill=-1000.0), attrs
+    hu, truth = nodule_scene(rng, Grid.centred((nz, nxy, nxy), (sxy, sxy, sz)), NoduleSpec(malignant=malignant))
+    iso = ndimage.zoom(hu, (sz, sxy, sxy), order=1)
+    return crop_centered(iso, [(n - 1) / 2 for n in iso.shape], (PATCH,) * 3, fill=-1000.0), truth
 
 
 def render(job: tuple[int, int, bool]) -> tuple[np.ndarray, int, int]:

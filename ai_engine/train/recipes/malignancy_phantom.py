@@ -15,8 +15,9 @@ is off by about that), windowed with the members' hu_window.
   convolution work) frozen and its output cached once per patch (training patches after one draw of
   malignancy_gpu.augment, the paper's augmentation); the tail (denseblock2 … classifier, 80% of
   the parameters) fine-tuned on those outputs: cross-entropy on malignancy plus AUX_WEIGHT ×
-  cross-entropy on the margin (malignancy_gpu.py's loss; its 3 extra logits dropped before
-  saving), Adam, weight decay 1e-4, cosine over the steps, batch 16, fp32. Why frozen: on a CPU
+  cross-entropy on the margin (malignancy_gpu.py's loss) plus SIZE_WEIGHT × the squared error of a
+  row regressing the log diameter (session 18's experiment, 0 unless set; the 4 extra rows dropped
+  before saving), Adam, weight decay 1e-4, cosine over the steps, batch 16, fp32. Why frozen: on a CPU
   without bf16 kernels a whole training step of the wide DenseNet takes seconds; the stem's
   low-level filters are what transfers, the context is what the tail must relearn. The best state
   by AUC on the validation patches is kept.
@@ -26,7 +27,8 @@ is off by about that), windowed with the members' hu_window.
 
 Every step starts from the members in ai_engine/weights (SHIPPED): to rerun session 16, restore
 session 15's there first (git checkout 57573a4 -- ai_engine/weights); to rerun session 17, session
-16's (git checkout d5fddf3 -- ai_engine/weights).
+16's (git checkout d5fddf3 -- ai_engine/weights). Session 18 added the size row and changed tail's
+seed, so sessions 16–17 rerun bit for bit only with this file as of commit 1a30b1c.
 Usage (python -m ai_engine.train.recipes.malignancy_phantom ...; THREADS=n sets torch's threads):
   render DATA_DIR SPLIT FIRST COUNT     phantoms FIRST..FIRST+COUNT-1 of SPLIT (train | val)
   cache DATA_DIR CACHE_DIR PART PARTS   every PARTS-th shard from PART (run PART = 0..PARTS-1 at once)
@@ -63,6 +65,7 @@ from ai_engine.train.data import malignancy_set, parse_data
 from ai_engine.train.loop import predict
 from ai_engine.train.recipes.malignancy_gpu import AUX_WEIGHT, HEADS, N_MAL, WEIGHT_DECAY, augment
 from ai_engine.train.run import BF16_TOLERANCE, HELDOUT_SEED
+from ai_engine.train.split import patient_folds
 
 PHANTOM_BASE = {"train": 3_000_000, "val": 3_500_000}
 NODULES_PER_PHANTOM = 8
@@ -72,6 +75,12 @@ FIELDS = ("malignant", "morphology", "diameter_mm", "seed")
 STEM_LAYERS = 6  # conv0, norm0, relu0, pool0, denseblock1, transition1
 TRAIN_SHARDS = 160  # session 16 had 80 shards rendered, session 17 160
 HEAD_SHARDS = 50  # ConvNeXt's refitted layer: 4,000 patches
+# Session 18's experiment (not shipped): an auxiliary row regresses the standardised log diameter
+# (8 mm, sd a factor e^0.5) so the pooled features carry size, as the members ranked nodules of one
+# margin worse than size alone. SIZE_WEIGHT=1 in the environment turns its loss on; 0, the default,
+# trains the row on nothing (it is cut off before saving either way).
+SIZE_WEIGHT = float(os.environ.get("SIZE_WEIGHT", "0"))
+SIZE_LOG_MEAN, SIZE_LOG_SD = math.log(8.0), 0.5
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # card metrics measured on the weights or the threshold this recipe replaces
 STALE_METRICS = ("ensemble_test", "ensemble_test_data", "ensemble_heldout_seed2", "pipeline_malignancy_calibration")
@@ -180,12 +189,27 @@ def _probabilities(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return p
 
 
+def targets(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(malignant and margin class [n, 2], the size row's target [n]) from rows of FIELDS."""
+    y = torch.from_numpy(rows[:, :2].astype(np.int64))
+    size = (np.log(rows[:, FIELDS.index("diameter_mm")]) - SIZE_LOG_MEAN) / SIZE_LOG_SD
+    return y, torch.from_numpy(size.astype(np.float32))
+
+
+def widen(net: nn.Module) -> None:
+    """The final layer with the auxiliary rows after the N_MAL malignancy logits: the margin
+    classes, then the size."""
+    set_rows(net, N_MAL + len(MORPHOLOGIES) + 1)
+
+
 def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor],
-               y: torch.Tensor, val_p: Callable[[], np.ndarray], vy: np.ndarray, steps: int, lr: float) -> dict:
-    """Train ``trained`` (part or all of ``net``, already widened by the margin rows) on batches of
-    BATCH indices into ``y`` (columns: malignant, margin): malignancy cross-entropy + AUX_WEIGHT ×
-    margin cross-entropy, Adam, weight decay, cosine over ``steps``. Returns the history, and
-    ``net``'s 2-logit state at the best validation AUC (None if it never beat the start)."""
+               y: torch.Tensor, size: torch.Tensor, val_p: Callable[[], np.ndarray], vy: np.ndarray, steps: int,
+               lr: float) -> dict:
+    """Train ``trained`` (part or all of ``net``, already ``widen``-ed) on batches of BATCH indices
+    into ``y`` (columns: malignant, margin) and ``size``: malignancy cross-entropy + AUX_WEIGHT ×
+    margin cross-entropy + SIZE_WEIGHT × squared error of the size row, Adam, weight decay, cosine
+    over ``steps``. Returns the history, and ``net``'s 2-logit state at the best validation AUC
+    (None if it never beat the start)."""
     history = [{"step": 0, "val_auc": round(roc_auc(vy, val_p()), 4)}]
     print("train", len(y), "val", len(vy), history[0], flush=True)
     opt = torch.optim.Adam(trained.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
@@ -196,7 +220,9 @@ def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Te
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
         idx = torch.randint(0, len(y), (BATCH,))
         logits = logits_of(idx)
-        loss = ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(logits[:, N_MAL:], y[idx, 1])
+        margin, size_row = logits[:, N_MAL:N_MAL + len(MORPHOLOGIES)], logits[:, N_MAL + len(MORPHOLOGIES)]
+        loss = (ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(margin, y[idx, 1])
+                + SIZE_WEIGHT * nn.functional.mse_loss(size_row, size[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -226,14 +252,15 @@ def train_tail(cache_dir: Path, out: Path, steps: int, lr: float, weights: Path)
     (frozen stem + best tail by validation AUC) as the registry's 2-logit member."""
     h, rows = _cached(cache_dir, "train")
     vh, vrows = _cached(cache_dir, "val")
-    torch.manual_seed(16)
+    torch.manual_seed(18)  # session 18 (sessions 16–17: 16, without the size row)
     net = shipped_densenet(weights)
-    set_rows(net, N_MAL + len(MORPHOLOGIES))
+    widen(net)
     _, tail = split_at_stem(net)
     tail.train()
-    result = _fine_tune(net, tail, lambda idx: tail(h[idx].float()), torch.from_numpy(rows[:, :2].astype(np.int64)),
+    result = _fine_tune(net, tail, lambda idx: tail(h[idx].float()), *targets(rows),
                         lambda: _probabilities(tail, vh), vrows[:, 0].astype(int), steps, lr)
-    return _save(result, out, {"steps": steps, "lr": lr, "train_patches": len(h), "val_patches": len(vh)})
+    return _save(result, out, {"steps": steps, "lr": lr, "size_weight": SIZE_WEIGHT, "train_patches": len(h),
+                               "val_patches": len(vh)})
 
 
 def train_convnext(data_dir: Path, out: Path, steps: int, lr: float, weights: Path) -> dict:
@@ -244,11 +271,12 @@ def train_convnext(data_dir: Path, out: Path, steps: int, lr: float, weights: Pa
     torch.manual_seed(17)
     net, _ = load_model("convnext-tiny-3d", weights, "demo")
     net = net.float()
-    set_rows(net, N_MAL + len(MORPHOLOGIES))
+    widen(net)
     net.train()
-    result = _fine_tune(net, net, lambda idx: net(augment(x[idx].float())), torch.from_numpy(rows[:, :2].astype(np.int64)),
+    result = _fine_tune(net, net, lambda idx: net(augment(x[idx].float())), *targets(rows),
                         lambda: _probabilities(net, vx), vrows[:, 0].astype(int), steps, lr)
-    return _save(result, out, {"steps": steps, "lr": lr, "train_patches": len(x), "val_patches": len(vx)})
+    return _save(result, out, {"steps": steps, "lr": lr, "size_weight": SIZE_WEIGHT, "train_patches": len(x),
+                               "val_patches": len(vx)})
 
 
 def pooled_features(model: nn.Module, head: nn.Linear, x: torch.Tensor) -> np.ndarray:
@@ -290,18 +318,18 @@ def set_logistic(head: nn.Linear, w: np.ndarray, b: float) -> None:
 def refit_head(data_dir: Path, out: Path, weights: Path, folds: int = 5) -> dict:
     """ConvNeXt-Tiny-3D with only its final linear layer refitted on the first HEAD_SHARDS training
     shards (no augmentation): logistic regression on what the layer sees, the L2 weight chosen by
-    ``folds``-fold cross-validated AUC; written as a 2-logit layer (softmax = the regression)."""
+    ``folds``-fold cross-validated AUC (folds by phantom); written as a 2-logit layer (softmax = the regression)."""
     model, _ = load_model("convnext-tiny-3d", weights, "demo")
     x, rows = load(data_dir, "train", HEAD_SHARDS)
     y = rows[:, 0].astype(int)
     f = pooled_features(model, model.head, x)
-    fold = np.arange(len(y)) % folds
+    split = patient_folds([str(int(s)) for s in rows[:, FIELDS.index("seed")]], folds, seed=16)  # a phantom's nodules in one fold
     cv = {}
     for l2 in L2_GRID:
         scores = np.empty(len(y))
-        for k in range(folds):
-            w, b = fit_logistic(f[fold != k], y[fold != k], l2)
-            scores[fold == k] = f[fold == k] @ w + b
+        for fit, held in split:
+            w, b = fit_logistic(f[fit], y[fit], l2)
+            scores[held] = f[held] @ w + b
         cv[l2] = round(roc_auc(y, scores), 4)
     l2 = max(cv, key=cv.get)
     set_logistic(model.head, *fit_logistic(f, y, l2))
@@ -400,7 +428,9 @@ def _fine_tune_record(name: str, summary: dict) -> dict:
         part = {"data": f"{data} and augmented once (rotation ≤30°, flips, noise 0.01)",
                 "frozen": "conv0 … transition1 (the stem), as shipped", "trained": "denseblock2 … classifier"}
     return {**common, **part,
-            "loss": "cross-entropy on malignancy + 1.0 × cross-entropy on the margin (auxiliary head, dropped before saving)",
+            "loss": (f"cross-entropy on malignancy + {AUX_WEIGHT} × cross-entropy on the margin"
+                     + (f" + {SIZE_WEIGHT} × squared error of the standardised log diameter" if summary.get("size_weight") else "")
+                     + " (auxiliary rows, dropped before saving)"),
             "optimizer": "Adam", "lr": summary["lr"], "weight_decay": WEIGHT_DECAY, "batch_size": BATCH,
             "scheduler": "cosine annealing over the steps", "steps": summary["steps"],
             "selection": f"best validation AUC of every {summary['history'][1]['step']} steps (step {summary['best_step']})"}

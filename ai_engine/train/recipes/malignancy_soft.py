@@ -26,7 +26,7 @@ from ai_engine.models.registry import LUNG_WINDOW_HU
 from ai_engine.synthetic import make_nodule_patch
 from ai_engine.synthetic.labels import posterior_malignant
 from ai_engine.train import run as runmod
-from ai_engine.train.data import _case_seed, cached_set, parse_data
+from ai_engine.train.data import case_seed, cached_set, parse_data
 from ai_engine.train.loop import TensorSet, predict
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
@@ -40,7 +40,7 @@ def soft_set(n_cases: int, seed: int) -> TensorSet:
     """malignancy_set's patches (half conditioned malignant), y [N, 2] = (sampled label, posterior)."""
     xs, ys, ids = [], [], []
     for i in range(n_cases):
-        patch, truth = make_nodule_patch(seed=_case_seed(seed, i), malignant=bool(i % 2))
+        patch, truth = make_nodule_patch(seed=case_seed(seed, i), malignant=bool(i % 2))
         xs.append(window01(patch, LUNG_WINDOW_HU).astype(np.float16))
         ys.append([float(truth.malignant), posterior_malignant(truth)])
         ids.append(f"synthetic-{seed}-{i}")
