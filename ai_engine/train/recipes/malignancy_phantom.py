@@ -429,7 +429,8 @@ def _fine_tune_record(name: str, summary: dict) -> dict:
                 "frozen": "conv0 … transition1 (the stem), as shipped", "trained": "denseblock2 … classifier"}
     return {**common, **part,
             "loss": (f"cross-entropy on malignancy + {AUX_WEIGHT} × cross-entropy on the margin"
-                     + (f" + {SIZE_WEIGHT} × squared error of the standardised log diameter" if summary.get("size_weight") else "")
+                     + (f" + {summary['size_weight']} × squared error of the standardised log diameter"
+                        if summary.get("size_weight") else "")
                      + " (auxiliary rows, dropped before saving)"),
             "optimizer": "Adam", "lr": summary["lr"], "weight_decay": WEIGHT_DECAY, "batch_size": BATCH,
             "scheduler": "cosine annealing over the steps", "steps": summary["steps"],
