@@ -62,7 +62,7 @@ def test_fine_tune_keeps_the_best_two_logit_state(tmp_path, monkeypatch):
     class Net(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.head = torch.nn.Linear(4, recipe.N_MAL + 3)
+            self.head = torch.nn.Linear(4, recipe.N_MAL)
             recipe.widen(self)  # + margin rows and the size row
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ def test_fine_tune_keeps_the_best_two_logit_state(tmp_path, monkeypatch):
     state = torch.load(tmp_path / "0.05.pt", weights_only=True)
     assert state["head.weight"].shape == (recipe.N_MAL, 4) and state["head.bias"].shape == (recipe.N_MAL,)
     with torch.no_grad():
-        size_row = net(vx)[:, recipe.N_MAL + 3]
+        size_row = net(vx)[:, recipe.SIZE_ROW]
     assert np.corrcoef(size_row.numpy(), vx[:, 2].numpy())[0, 1] > 0.9
     still, _ = run(0.0)
     assert still["best_step"] == 0 and "best_state" not in still

@@ -81,6 +81,7 @@ HEAD_SHARDS = 50  # ConvNeXt's refitted layer: 4,000 patches
 # trains the row on nothing (it is cut off before saving either way).
 SIZE_WEIGHT = float(os.environ.get("SIZE_WEIGHT", "0"))
 SIZE_LOG_MEAN, SIZE_LOG_SD = math.log(8.0), 0.5
+SIZE_ROW = N_MAL + len(MORPHOLOGIES)  # the final layer's rows: malignancy, margin classes, size
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # card metrics measured on the weights or the threshold this recipe replaces
 STALE_METRICS = ("ensemble_test", "ensemble_test_data", "ensemble_heldout_seed2", "pipeline_malignancy_calibration")
@@ -199,7 +200,7 @@ def targets(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 def widen(net: nn.Module) -> None:
     """The final layer with the auxiliary rows after the N_MAL malignancy logits: the margin
     classes, then the size."""
-    set_rows(net, N_MAL + len(MORPHOLOGIES) + 1)
+    set_rows(net, SIZE_ROW + 1)
 
 
 def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor],
@@ -220,9 +221,8 @@ def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Te
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
         idx = torch.randint(0, len(y), (BATCH,))
         logits = logits_of(idx)
-        margin, size_row = logits[:, N_MAL:N_MAL + len(MORPHOLOGIES)], logits[:, N_MAL + len(MORPHOLOGIES)]
-        loss = (ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(margin, y[idx, 1])
-                + SIZE_WEIGHT * nn.functional.mse_loss(size_row, size[idx]))
+        loss = (ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(logits[:, N_MAL:SIZE_ROW], y[idx, 1])
+                + SIZE_WEIGHT * nn.functional.mse_loss(logits[:, SIZE_ROW], size[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
