@@ -1,8 +1,8 @@
 """ConvNeXt for 3D volumes (Liu et al., "A ConvNet for the 2020s", CVPR 2022), written compactly.
 
-Stem: 4³ stride-4 "patchify" conv + LayerNorm. Four stages of blocks; each block is a 7³ depth-wise
-conv → LayerNorm (channels-last) → Linear 4× (inverted bottleneck) → GELU → Linear back → layer
-scale → stochastic depth, added to the input. Between stages: LayerNorm + 2³ stride-2 conv.
+Stem: 4³ stride-4 "patchify" conv + LayerNorm (``stem_stride`` changes the 4; session 19 tried 2).
+Four stages of blocks; each block is a 7³ depth-wise conv → LayerNorm (channels-last) → Linear 4×
+(inverted bottleneck) → GELU → Linear back → layer scale → stochastic depth, added to the input. Between stages: LayerNorm + 2³ stride-2 conv.
 ConvNeXt-Tiny: depths (3, 3, 9, 3), dims (96, 192, 384, 768).
 """
 
@@ -79,10 +79,11 @@ class ConvNeXt3D(nn.Module):
         dims: Sequence[int] = TINY_DIMS,
         drop_path_rate: float = 0.1,
         layer_scale_init: float = 1e-6,
+        stem_stride: int = 4,
     ) -> None:
         super().__init__()
         self.depths, self.dims = tuple(depths), tuple(dims)
-        self.downsample_layers = nn.ModuleList([_stem(in_channels, dims[0])])
+        self.downsample_layers = nn.ModuleList([_stem(in_channels, dims[0], stem_stride)])
         for i in range(len(dims) - 1):
             self.downsample_layers.append(_downsample(dims[i], dims[i + 1]))
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -101,8 +102,9 @@ class ConvNeXt3D(nn.Module):
         return self.head(self.norm(x.mean(dim=(2, 3, 4))))  # global average pool, then LN
 
 
-def _stem(in_channels: int, dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv3d(in_channels, dim, 4, stride=4), LayerNormChannelsFirst(dim))
+def _stem(in_channels: int, dim: int, stride: int = 4) -> nn.Sequential:
+    """Patchify: non-overlapping stride³ cubes (4 in the paper)."""
+    return nn.Sequential(nn.Conv3d(in_channels, dim, stride, stride=stride), LayerNormChannelsFirst(dim))
 
 
 def _downsample(dim_in: int, dim_out: int) -> nn.Sequential:

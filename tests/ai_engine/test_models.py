@@ -83,6 +83,19 @@ def test_convnext_tiny_3d_stages():
     assert net.stages[3][-1].drop_path.p == pytest.approx(0.1)  # stochastic depth, linear schedule
 
 
+def test_convnext_stem_stride_sets_the_first_stage_grid():
+    """stem_stride 2 cuts 2 mm cubes: a 64³ patch reaches the first stage as 32³, not 16³."""
+    seen = {}
+    for stride in (4, 2):
+        net = ConvNeXt3D(1, 2, depths=(1, 1), dims=(8, 16), stem_stride=stride).eval()
+        stem = net.downsample_layers[0][0]
+        assert stem.kernel_size == (stride,) * 3 == stem.stride
+        with torch.no_grad():
+            seen[stride] = net.downsample_layers[0](torch.rand(1, 1, 64, 64, 64)).shape[2:]
+            assert net(torch.rand(2, 1, 64, 64, 64)).shape == (2, 2)
+    assert seen == {4: (16, 16, 16), 2: (32, 32, 32)}
+
+
 def test_stochastic_depth_only_while_training():
     net = ConvNeXt3D(1, 2, depths=(2,), dims=(8,), drop_path_rate=1.0)
     last = net.stages[0][1]
