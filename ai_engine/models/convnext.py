@@ -2,7 +2,8 @@
 
 Stem: 4³ stride-4 "patchify" conv + LayerNorm (``stem_stride`` changes the 4; session 19 tried 2).
 Four stages of blocks; each block is a 7³ depth-wise conv → LayerNorm (channels-last) → Linear 4×
-(inverted bottleneck) → GELU → Linear back → layer scale → stochastic depth, added to the input. Between stages: LayerNorm + 2³ stride-2 conv.
+(inverted bottleneck) → GELU → Linear back → layer scale → stochastic depth, added to the input.
+Between stages: LayerNorm + 2³ stride-2 conv.
 ConvNeXt-Tiny: depths (3, 3, 9, 3), dims (96, 192, 384, 768).
 """
 
