@@ -124,3 +124,16 @@ def test_gpu_train_throughput_bench_smoke():
     assert result["phantoms_per_s"]["1 worker"] > 0 and result["augment_ms"] > 0
     step = result["convnext-warm"]
     assert step["ms_per_step"] > 0 and step["channels_last_3d_ms"] > 0 and step["channels_last_speedup"] > 0
+
+
+def test_session19_densenet_is_refused_when_its_file_changed(tmp_path, monkeypatch):
+    """The kept state is loaded only with session 19's sha256: one byte changed and it is refused."""
+    from ai_engine.train.recipes import malignancy_phantom_gpu as g
+
+    copy = tmp_path / "densenet-scratch-s19.pt"
+    data = bytearray(g.S19_DENSENET.read_bytes())
+    data[-1] ^= 1
+    copy.write_bytes(bytes(data))
+    monkeypatch.setattr(g, "S19_DENSENET", copy)
+    with pytest.raises(SystemExit, match="sha256"):
+        g.session19_densenet()

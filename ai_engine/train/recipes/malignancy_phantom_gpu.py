@@ -9,6 +9,7 @@ several candidates side by side on the same augmented batches:
 
 - densenet-warm: the shipped DenseNet121-3D, every layer trained;
 - densenet-scratch: the demo DenseNet121-3D from scratch;
+- densenet-s19: session 19's densenet-scratch (warm/densenet-scratch-s19.pt), trained on;
 - convnext-warm: the shipped ConvNeXt-Tiny-3D, every layer trained;
 - convnext-s2-*: a ConvNeXt-Tiny-3D with a 2 mm patchify stem (CONVNEXT_S2), from scratch, at two
   learning rates.
@@ -21,15 +22,17 @@ Selection: every EVAL_EVERY_S, AUC on the validation phantoms' patches (malignan
 split, phantoms 0–59); each candidate's best state is written at once (a cut-short run keeps it),
 and its last state at the end.
 
-Session 19 (H200, 470 s, all five candidates, 13 workers): 2,890 steps over 18,088 patches (the
+Session 19 (H200, 470 s, the five candidates other than densenet-s19, 13 workers): 2,890 steps over 18,088 patches (the
 workers rendered 38 patches a second). Nothing beat the shipped members; the scratch DenseNet read
-size but not yet lobulation (recipes README, session 19). Name fewer candidates for more steps each.
+size but not yet lobulation (recipes README, session 19). Name fewer candidates for more steps each,
+e.g. densenet-s19,convnext-warm.
 
 Usage: python -m ai_engine.train.recipes.malignancy_phantom_gpu OUT_DIR TRAIN_SECONDS [WORKERS [NAME,...]]
 Writes OUT_DIR/<candidate>.pt (best, 2-logit state_dict, fp32), OUT_DIR/<candidate>-last.pt and
 OUT_DIR/summary.json."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -66,10 +69,26 @@ def shipped(name: str) -> Callable[[], nn.Module]:
     return lambda: load_model(name, SHIPPED, "demo")[0].float()
 
 
+# session 19's densenet-scratch at its last step (2,890; fp16), kept so a later GPU session goes on from it
+S19_DENSENET = Path(__file__).resolve().parent / "warm" / "densenet-scratch-s19.pt"
+S19_DENSENET_SHA256 = "ea649300d3c1440e9abbd02c9193bd3728b72a4e53818ce8ce7c8a15234c80ea"
+
+
+def session19_densenet() -> nn.Module:
+    data = S19_DENSENET.read_bytes()
+    if hashlib.sha256(data).hexdigest() != S19_DENSENET_SHA256:
+        raise SystemExit(f"{S19_DENSENET}: sha256 is not session 19's")
+    net = densenet121_3d("demo")
+    state = torch.load(S19_DENSENET, map_location="cpu", weights_only=True)
+    net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+    return net
+
+
 # name: (build, lr)
 CANDIDATES: dict[str, tuple[Callable[[], nn.Module], float]] = {
     "densenet-warm": (shipped("densenet121-3d"), 3e-4),
     "densenet-scratch": (lambda: densenet121_3d("demo"), 1e-3),
+    "densenet-s19": (session19_densenet, 5e-4),  # densenet-scratch, continued
     "convnext-warm": (shipped("convnext-tiny-3d"), 1e-4),
     "convnext-s2-lr2e-4": (convnext_s2, 2e-4),
     "convnext-s2-lr5e-4": (convnext_s2, 5e-4),
