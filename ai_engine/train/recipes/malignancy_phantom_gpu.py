@@ -22,10 +22,10 @@ Selection: every EVAL_EVERY_S, AUC on the validation phantoms' patches (malignan
 split, phantoms 0–59); each candidate's best state is written at once (a cut-short run keeps it),
 and its last state at the end.
 
-Session 19 (H200, 470 s, the five candidates other than densenet-s19, 13 workers): 2,890 steps over 18,088 patches (the
-workers rendered 38 patches a second). Nothing beat the shipped members; the scratch DenseNet read
-size but not yet lobulation (recipes README, session 19). Name fewer candidates for more steps each,
-e.g. densenet-s19,convnext-warm.
+Session 19 (H200, 470 s, the five candidates other than densenet-s19, 13 workers): 2,890 steps
+over 18,088 patches (the workers rendered 38 patches a second). Nothing beat the shipped members;
+the scratch DenseNet read size but not yet lobulation (recipes README, session 19). Name fewer
+candidates for more steps each, e.g. densenet-s19,convnext-warm.
 
 Usage: python -m ai_engine.train.recipes.malignancy_phantom_gpu OUT_DIR TRAIN_SECONDS [WORKERS [NAME,...]]
 Writes OUT_DIR/<candidate>.pt (best, 2-logit state_dict, fp32), OUT_DIR/<candidate>-last.pt and
@@ -51,8 +51,7 @@ from ai_engine.models.card import load_model
 from ai_engine.models.convnext import ConvNeXt3D
 from ai_engine.models.precision import autocast
 from ai_engine.train.recipes.malignancy_gpu import AUX_WEIGHT, WEIGHT_DECAY, augment, probabilities, save_plain
-from ai_engine.train.recipes.malignancy_phantom import (FIELDS, PHANTOM_BASE, SHIPPED, SIZE_LOG_MEAN, SIZE_LOG_SD,
-                                                       SIZE_ROW, phantom_patches, widen)
+from ai_engine.train.recipes.malignancy_phantom import PHANTOM_BASE, SHIPPED, SIZE_ROW, phantom_patches, targets, widen
 
 BATCH, SIZE_WEIGHT, WARMUP, EVAL_EVERY_S, N_VAL = 16, 1.0, 200, 25.0, 60
 POOL_CAPACITY, IN_FLIGHT = 40_000, 64  # patches kept on the GPU (20 GB at fp16); phantoms being rendered
@@ -101,10 +100,10 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def rows_to_targets(rows: np.ndarray) -> np.ndarray:
-    """[n, 3] float: malignant, margin class, standardised log diameter."""
-    size = (np.log(rows[:, FIELDS.index("diameter_mm")]) - SIZE_LOG_MEAN) / SIZE_LOG_SD
-    return np.column_stack([rows[:, 0], rows[:, 1], size]).astype(np.float32)
+def rows_to_targets(rows: np.ndarray) -> torch.Tensor:
+    """[n, 3] float: malignant, margin class, standardised log diameter (malignancy_phantom.targets)."""
+    y, size = targets(rows)
+    return torch.cat([y.float(), size[:, None]], 1)
 
 
 def lr_at(base: float, step: int, frac: float) -> float:
@@ -155,7 +154,7 @@ def main(out_dir: Path, seconds: float, workers: int, names: list[str] | None = 
                 continue
             j = torch.arange(filled, filled + len(x), device=device) % capacity
             xs[j] = torch.from_numpy(x)[:, None].to(device)
-            ts[j] = torch.from_numpy(rows_to_targets(rows)).to(device)
+            ts[j] = rows_to_targets(rows).to(device)
             filled += len(x)
         if filled < MIN_FILLED:
             time.sleep(0.05)
