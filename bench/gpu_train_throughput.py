@@ -1,7 +1,7 @@
 """What bounds malignancy_phantom_gpu.py's steps: each candidate's training step on the GPU, and the
 workers' phantom rendering, measured in one process (session 19).
 
-Prints, per candidate: ms per step (batch 16, bf16 autocast, Adam) in the default memory format
+Prints, per candidate: ms per step (batch 16, bf16 autocast on a GPU, fp32 on a CPU, Adam) in the default memory format
 and in channels_last_3d, and their ratio; the augmentation's ms per batch; and the phantoms (8
 patches each) rendered per second by WORKERS workers against one.
 
@@ -43,7 +43,7 @@ def step_ms(name: str, device: torch.device, channels_last: bool, steps: int, wa
         if i == warmup:
             _sync(device)
             t0 = time.perf_counter()
-        with autocast(True, device):
+        with autocast(device.type == "cuda", device):  # a CPU's bf16 backward can abort (recipes README, s. 19)
             logits = net(x).float()
         loss = nn.functional.cross_entropy(logits[:, :2], y) + logits[:, SIZE_ROW].square().mean()
         opt.zero_grad(set_to_none=True)

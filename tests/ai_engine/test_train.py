@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -24,6 +24,7 @@ from ai_engine.train import (
     train_subtype,
 )
 from ai_engine.train.augment import augment_batch, augmenter
+from ai_engine.train.classification import member_config
 from ai_engine.train.loop import TensorSet, fit
 from tests.helpers import write_kaggle_slices
 
@@ -63,8 +64,18 @@ def test_train_malignancy_trains_both_ensemble_members(tmp_path):
         card = _assert_loadable(tmp_path, name)
         assert card["metrics"]["ensemble_members"] == ["densenet121-3d", "convnext-tiny-3d"]
         assert 0.0 <= card["metrics"]["ensemble_test"]["accuracy"] <= 1.0
-        # bf16 training: the fp32 re-check is recorded where the CPU has bf16 kernels (else it ran fp32)
-        assert ("test_fp32" in card["metrics"]) == bf16_fast("cpu")
+        # bf16 training: the fp32 re-check is recorded where the CPU has bf16 kernels (else it ran fp32);
+        # ConvNeXt trains in fp32 on a CPU (member_config)
+        assert ("test_fp32" in card["metrics"]) == (bf16_fast("cpu") and name == "densenet121-3d")
+        assert card["training"]["bf16"] == (name == "densenet121-3d")
+
+
+def test_convnext_member_trains_in_fp32_on_a_cpu_only():
+    """A bf16 autocast backward pass of ConvNeXt-Tiny-3D aborted the process on a CPU: there it trains
+    in fp32; on CUDA, and for the DenseNet, the configuration is kept as given."""
+    assert member_config("convnext-tiny-3d", TINY).bf16 is False and TINY.bf16 is True
+    assert member_config("convnext-tiny-3d", replace(TINY, device="cuda")).bf16 is True
+    assert member_config("densenet121-3d", TINY) == TINY
 
 
 def test_train_subtype_with_cross_validation(tmp_path):

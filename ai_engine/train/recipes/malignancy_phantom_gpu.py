@@ -17,7 +17,8 @@ several candidates side by side on the same augmented batches:
 Loss: cross-entropy on malignancy + AUX_WEIGHT × cross-entropy on the margin + SIZE_WEIGHT × the
 squared error of a row regressing the standardised log diameter (malignancy_phantom's rows, cut off
 before saving). Adam, weight decay 1e-4, linear warm-up over WARMUP steps then cosine to zero over
-the time budget, batch 16, bf16 autocast, the paper's augmentation on the GPU (malignancy_gpu.augment).
+the time budget, batch 16, bf16 autocast on a GPU (fp32 on a CPU), the paper's augmentation on the
+GPU (malignancy_gpu.augment).
 Selection: every EVAL_EVERY_S, AUC on the validation phantoms' patches (malignancy_phantom's val
 split, phantoms 0–59); each candidate's best state is written at once (a cut-short run keeps it),
 and its last state at the end.
@@ -169,7 +170,7 @@ def main(out_dir: Path, seconds: float, workers: int, names: list[str] | None = 
         for name, m in models.items():
             for g in opts[name].param_groups:
                 g["lr"] = lr_at(CANDIDATES[name][1], steps, frac)
-            with autocast(True, device):  # fp32 where bf16 would be emulated (slow)
+            with autocast(device.type == "cuda", device):  # a CPU's bf16 backward pass can abort (README, session 19)
                 logits = m(xb).float()
             loss = (ce(logits[:, :2], y) + AUX_WEIGHT * ce(logits[:, 2:SIZE_ROW], margin)
                     + SIZE_WEIGHT * mse(logits[:, SIZE_ROW], size))
