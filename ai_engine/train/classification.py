@@ -18,13 +18,18 @@ from ai_engine.train.run import TrainResult, partition, train_model
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
 
+DEMO_CONVNEXT_LR = 2e-4  # the demo ConvNeXt-Tiny-3D collapses to chance at 1e-3 and 3e-4 (architectures.py)
+
+
 def member_config(name: str, config: TrainConfig) -> TrainConfig:
-    """``config`` as a malignancy member trains under it: ConvNeXt-Tiny-3D trains in fp32 on a CPU
-    (there a bf16 autocast backward pass of it aborted the process: torch 2.13, recipes README,
-    session 19)."""
-    if name == "convnext-tiny-3d" and torch.device(config.device).type == "cpu":
-        return replace(config, bf16=False)
-    return config
+    """``config`` as a malignancy member trains under it. ConvNeXt-Tiny-3D: in the demo profile at
+    most DEMO_CONVNEXT_LR, and fp32 on a CPU (there a bf16 autocast backward pass of it aborted the
+    process: torch 2.13, recipes README, session 19). The card records what it trained with."""
+    if name != "convnext-tiny-3d":
+        return config
+    if config.profile == "demo":
+        config = replace(config, lr=min(config.lr, DEMO_CONVNEXT_LR))
+    return replace(config, bf16=config.bf16 and torch.device(config.device).type != "cpu")
 
 
 def train_malignancy(data: str, out_dir: Path, config: TrainConfig,
