@@ -1,9 +1,9 @@
 """What bounds malignancy_phantom_gpu.py's steps: each candidate's training step on the GPU, and the
 workers' phantom rendering, measured in one process (session 19).
 
-Prints, per candidate: ms per step (batch 16, bf16 autocast on a GPU, fp32 on a CPU, Adam) in the default memory format
-and in channels_last_3d, and their ratio; the augmentation's ms per batch; and the phantoms (8
-patches each) rendered per second by WORKERS workers against one.
+Prints, per candidate: ms per step (batch 16, bf16 autocast on a GPU, fp32 on a CPU, Adam) in the
+default memory format and in channels_last_3d, and their ratio; the augmentation's ms per batch;
+and the phantoms (8 patches each) rendered per second by WORKERS workers against one.
 
 Usage: python bench/gpu_train_throughput.py [WORKERS] [STEPS]
        python bench/gpu_train_throughput.py --smoke   (one phantom, one step, the ConvNeXt only; the tests run it)"""

@@ -1,4 +1,5 @@
-"""The GPU training recipe's pieces (recipes/malignancy_gpu.py), run on the CPU."""
+"""The GPU training recipes' pieces (recipes/malignancy_gpu.py, malignancy_phantom_gpu.py) and the GPU
+throughput bench, run on the CPU."""
 
 import importlib.util
 from pathlib import Path
