@@ -14,7 +14,7 @@ from ai_engine.pipelines.models import MALIGNANCY_MODELS
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import malignancy_set, parse_data, subtype_set
 from ai_engine.train.loop import TensorSet, predict
-from ai_engine.train.run import TrainResult, partition, train_model
+from ai_engine.train.run import TrainResult, partition, train_model, bf16_training_safe
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
 
@@ -23,13 +23,13 @@ DEMO_CONVNEXT_LR = 2e-4  # the demo ConvNeXt-Tiny-3D collapses to chance at 1e-3
 
 def member_config(name: str, config: TrainConfig) -> TrainConfig:
     """``config`` as a malignancy member trains under it. ConvNeXt-Tiny-3D: in the demo profile at
-    most DEMO_CONVNEXT_LR, and fp32 on a CPU (there a bf16 autocast backward pass of it aborted the
-    process: torch 2.13, recipes README, session 19). The card records what it trained with."""
+    most DEMO_CONVNEXT_LR, and fp32 on a CPU (``bf16_training_safe``). The card records what it
+    trained with."""
     if name != "convnext-tiny-3d":
         return config
     if config.profile == "demo":
         config = replace(config, lr=min(config.lr, DEMO_CONVNEXT_LR))
-    return replace(config, bf16=config.bf16 and torch.device(config.device).type != "cpu")
+    return replace(config, bf16=config.bf16 and bf16_training_safe(name, config.device))
 
 
 def train_malignancy(data: str, out_dir: Path, config: TrainConfig,
