@@ -14,7 +14,7 @@ from ai_engine.pipelines.models import MALIGNANCY_MODELS
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.data import malignancy_set, parse_data, subtype_set
 from ai_engine.train.loop import TensorSet, predict
-from ai_engine.train.run import TrainResult, partition, train_model, bf16_training_safe
+from ai_engine.train.run import TrainResult, bf16_training_safe, partition, train_model
 from ai_engine.train.tasks import ClassificationTask, classification_metrics
 
 

@@ -10,14 +10,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ai_engine.train.classification import train_malignancy, train_subtype
+from ai_engine.train.classification import DEMO_CONVNEXT_LR, train_malignancy, train_subtype
 from ai_engine.train.config import TrainConfig
 from ai_engine.train.run import TrainResult
 from ai_engine.train.segmentation import train_segmentation
 
 SEGMENTATION = TrainConfig(epochs=30, batch_size=8, n_cases=120, steps_per_epoch=40, patience=8)
 MALIGNANCY = TrainConfig(epochs=20, batch_size=16, n_cases=400, patience=6)
-CONVNEXT = replace(MALIGNANCY, lr=2e-4, bf16=False)  # at 1e-3 it stays at chance; bf16 gains nothing for it
+CONVNEXT = replace(MALIGNANCY, lr=DEMO_CONVNEXT_LR, bf16=False)  # at 1e-3 it stays at chance; bf16 gains nothing
 SUBTYPE = TrainConfig(epochs=16, batch_size=32, n_cases=480, patience=5)
 
 
