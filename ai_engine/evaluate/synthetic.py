@@ -40,6 +40,8 @@ from ai_engine.pipelines import inference
 from ai_engine.pipelines.ct_nodules import PipelineConfig, analyze_ct_with_marks, malignant_threshold
 from ai_engine.pipelines.models import CTModels, LoadedModel
 from ai_engine.synthetic import Phantom, make_ct_phantom, make_nodule_patch
+from ai_engine.synthetic.labels import POPULATION_MALIGNANT_P, posterior_malignant
+from ai_engine.synthetic.truth import NoduleTruth
 
 MIN_DIAMETER_MM = 4.0
 SIZE_BANDS_MM = ((4.0, 6.0), (6.0, 8.0), (8.0, 15.0), (15.0, math.inf))  # Lung-RADS v2022's solid size steps
@@ -75,6 +77,7 @@ def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalCon
 
 def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:
     relevant, irrelevant, candidates, uids, nodule_dice, matched, seconds = [], [], [], [], [], [], []
+    truths: list[NoduleTruth] = []  # the truth nodule under each of ``matched``
     kinds, found = [], []  # each relevant nodule's type; the findings as marks (the operating point)
     for i in _bar(range(config.n_scans), "scans", config.progress):
         phantom = make_ct_phantom(config.seed + i, config.shape_zyx, config.spacing_mm)
@@ -90,7 +93,9 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         candidates += [Candidate(uid, *m.centre_mm, m.score) for m in marks]
         found += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
-        matched += matched_findings(findings, phantom)
+        pairs = matched_truths(findings, phantom)
+        matched += [(int(t.malignant), n) for t, n in pairs]
+        truths += [t for t, _ in pairs]
     detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples,
                                    operating_point=found)
     pairs = [(y, n.malignancy_probability) for y, n in matched]
@@ -107,7 +112,7 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         classification=(malignancy,) if malignancy else (),
         extra={**operating_point_extras(detection, seconds),
                **sensitivity_by_kind(list(zip(relevant, kinds)), detection.operating_point.missed),
-               **member_aucs(matched)},
+               **member_aucs(matched), **label_model_aucs(truths)},
     )
 
 
@@ -150,14 +155,33 @@ def malignancy_pairs(findings: CTFindings, phantom: Phantom) -> list[tuple[int, 
 
 def matched_findings(findings: CTFindings, phantom: Phantom) -> list[tuple[int, Nodule]]:
     """(truth malignant, finding) for each finding over a truth nodule (the one it covers most)."""
+    return [(int(t.malignant), n) for t, n in matched_truths(findings, phantom)]
+
+
+def matched_truths(findings: CTFindings, phantom: Phantom) -> list[tuple[NoduleTruth, Nodule]]:
+    """(truth nodule, finding) for each finding over a truth nodule (the one it covers most)."""
     truth = {t.label: t for t in phantom.nodules}
     out = []
     for n in findings.nodules:
         under = phantom.nodule_mask[findings.label_mask == n.label]
         under = under[under > 0]
         if under.size:
-            out.append((int(truth[int(np.bincount(under).argmax())].malignant), n))
+            out.append((truth[int(np.bincount(under).argmax())], n))
     return out
+
+
+def label_model_aucs(truths: list[NoduleTruth]) -> dict[str, float]:
+    """ROC AUC, on the detected nodules, of the label model's own P(malignant | what was drawn)
+    (labels.posterior_malignant, at the population's malignant rate): the most any classifier could
+    reach on these nodules, since their labels are coin flips on that probability; and the same
+    without the zone, which a nodule-centred 64 mm patch does not show (so a ceiling for the ensemble's
+    members). Measured on each run's nodules, beside the members."""
+    y = [int(t.malignant) for t in truths]
+    if len(set(y)) < 2:
+        return {}
+    return {f"malignancy_auc[detected, label model{name}]":
+            roc_auc(y, [posterior_malignant(t, POPULATION_MALIGNANT_P, zone_known=known) for t in truths])
+            for name, known in ((": everything drawn (ceiling)", True), (" without the zone (a patch's ceiling)", False))}
 
 
 def member_aucs(matched: list[tuple[int, Nodule]]) -> dict[str, float]:

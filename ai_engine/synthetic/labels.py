@@ -92,32 +92,47 @@ POPULATION_MALIGNANT_P = 0.314
 POSTERIOR_CLIP = (0.01, 0.99)
 
 
-def posterior_malignant(truth: NoduleTruth | NoduleAttributes, prior: float = 0.5) -> float:
-    """P(malignant | everything drawn about the nodule) in a set where ``prior`` of the nodules are
+def malignant_log_odds(truth: NoduleTruth | NoduleAttributes, prior: float = 0.5, zone_known: bool = True,
+                       lobulation_seen: bool = True) -> float:
+    """log P(malignant | what was drawn) / P(benign | …) in a set where ``prior`` of the nodules are
     malignant (0.5: ``malignant`` conditioned half the time, as the training patches are).
 
     Bayes over the label model: step 4's odds, moved from the population's malignant rate to
-    ``prior``, times the likelihood ratios of what steps 5–7 drew given the label (margin, placement,
-    the part-solid's solid fraction, cavitation). Clipped to POSTERIOR_CLIP, since a solid fraction
-    or a cavity can make it 0 or 1. Zone is in step 4 though a patch cannot show it."""
-    logit = (math.log(truth.p_malignant / (1 - truth.p_malignant))
+    ``prior``, plus the log likelihood ratios of what steps 5–7 drew given the label (margin,
+    placement, the part-solid's solid fraction, cavitation); ±inf where a solid fraction or a cavity
+    settles the label. What an observer may not see: ``zone_known=False`` averages step 4 over
+    ZONE_P (the zone is drawn independently of size and density; a nodule-centred patch does not show
+    it); ``lobulation_seen=False`` merges round and lobulated (a lobe under a voxel is not in the image)."""
+    p = truth.p_malignant if zone_known else sum(
+        w * p_malignant(truth.diameter_mm, zone, truth.nodule_type, truth.calcified) for zone, w in ZONE_P.items())
+    margins = (truth.morphology,) if lobulation_seen or truth.morphology == "spiculated" else ("round", "lobulated")
+    logit = (math.log(p / (1 - p))
              - math.log(POPULATION_MALIGNANT_P / (1 - POPULATION_MALIGNANT_P)) + math.log(prior / (1 - prior))
-             + math.log(MORPHOLOGY_P[True][truth.morphology] / MORPHOLOGY_P[False][truth.morphology]))
+             + math.log(sum(MORPHOLOGY_P[True][m] for m in margins) / sum(MORPHOLOGY_P[False][m] for m in margins)))
     weights = subtype_weights(NoduleType(truth.nodule_type), truth.diameter_mm)
     placed = sum(w * PLACEMENT_P[s].get(truth.placement, 0.0) for s, w in weights.items()) / sum(weights.values())
     logit += math.log(placed / PLACEMENT_P[None][truth.placement])
-    lo, hi = POSTERIOR_CLIP
     if truth.cavitated:
-        return hi
+        return math.inf
     if truth.solid_component_mm is not None:  # step 7: a fraction in U(.40, .75) if malignant, U(.20, .45) if not
         fraction = truth.solid_component_mm / truth.diameter_mm
         malignant_density = 1 / 0.35 if 0.40 - 2e-3 <= fraction <= 0.75 + 2e-3 else 0.0
         benign_density = 1 / 0.25 if 0.20 - 2e-3 <= fraction <= 0.45 + 2e-3 else 0.0
         if benign_density == 0.0:
-            return hi
+            return math.inf
         if malignant_density == 0.0:
-            return lo
+            return -math.inf
         logit += math.log(malignant_density / benign_density)
+    return logit
+
+
+def posterior_malignant(truth: NoduleTruth | NoduleAttributes, prior: float = 0.5, zone_known: bool = True) -> float:
+    """P(malignant | everything drawn about the nodule, or all but its zone): malignant_log_odds's
+    sigmoid, clipped to POSTERIOR_CLIP, since a solid fraction or a cavity can make it 0 or 1."""
+    lo, hi = POSTERIOR_CLIP
+    logit = malignant_log_odds(truth, prior, zone_known)
+    if math.isinf(logit):
+        return hi if logit > 0 else lo
     return min(hi, max(lo, 1.0 / (1.0 + math.exp(-logit))))
 
 

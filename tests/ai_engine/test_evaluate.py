@@ -386,3 +386,22 @@ def test_each_member_is_scored_alone_on_the_detected_nodules():
     assert member_aucs(matched) == {"malignancy_auc[detected, densenet121-3d]": 1.0,
                                     "malignancy_auc[detected, convnext-tiny-3d]": 0.75}
     assert member_aucs(matched[:2]) == {}  # one class only: no AUC
+
+
+def test_the_label_models_own_auc_is_scored_on_the_detected_nodules():
+    """label_model_aucs: the label model's P(malignant | what was drawn) ranks the detected nodules'
+    labels; a spiculated 20 mm nodule outranks a round 5 mm one, so the order of the labels decides."""
+    from dataclasses import replace
+    from ai_engine.evaluate.synthetic import label_model_aucs
+    from ai_engine.synthetic.labels import draw_attributes
+    from ai_engine.synthetic.truth import NoduleSpec
+
+    rng = np.random.default_rng(5)
+    big = draw_attributes(rng, NoduleSpec(diameter_mm=20.0, morphology="spiculated", nodule_type="solid", calcified=False))
+    small = draw_attributes(rng, NoduleSpec(diameter_mm=5.0, morphology="round", nodule_type="solid", calcified=False))
+    keys = ("malignancy_auc[detected, label model: everything drawn (ceiling)]",
+            "malignancy_auc[detected, label model without the zone (a patch's ceiling)]")
+    right = [replace(big, malignant=True), replace(small, malignant=False)]
+    assert label_model_aucs(right) == dict.fromkeys(keys, 1.0)
+    assert label_model_aucs([replace(big, malignant=False), replace(small, malignant=True)]) == dict.fromkeys(keys, 0.0)
+    assert label_model_aucs(right[:1]) == {}  # one class only: no AUC

@@ -157,6 +157,55 @@ def test_the_posterior_is_calibrated_where_half_the_nodules_are_malignant():
     assert posterior_malignant(spiculated[0], prior=0.2) < posterior_malignant(spiculated[0])
 
 
+
+def test_the_posterior_without_the_zone_averages_step_4_over_the_zones():
+    """zone_known=False: the same nodule drawn in the upper and the lower zone gets one posterior, between
+    the two that know the zone; over a population, knowing the zone ranks the labels at least as well."""
+    from dataclasses import replace
+    from ai_engine.synthetic.labels import p_malignant
+
+    solid = next(a for a in _attrs(200, seed=21) if a.nodule_type == NoduleType.SOLID and not a.calcified
+                 and a.solid_component_mm is None and not a.cavitated)
+    upper, lower = (replace(solid, zone=z, p_malignant=p_malignant(solid.diameter_mm, z, solid.nodule_type, False))
+                    for z in (Zone.UPPER, Zone.LOWER))
+    blind = posterior_malignant(upper, zone_known=False)
+    assert blind == posterior_malignant(lower, zone_known=False)
+    assert posterior_malignant(lower) < blind < posterior_malignant(upper)
+    attrs = _attrs(4000, seed=22)
+    y = np.array([a.malignant for a in attrs])
+    known = roc_auc_or_nan(y, np.array([posterior_malignant(a, POPULATION_MALIGNANT_P) for a in attrs]))
+    unknown = roc_auc_or_nan(y, np.array([posterior_malignant(a, POPULATION_MALIGNANT_P, zone_known=False) for a in attrs]))
+    assert known > unknown > 0.85
+
+
+def test_an_observer_blind_to_lobulation_reads_round_and_lobulated_alike():
+    """malignant_log_odds(lobulation_seen=False): round and lobulated copies of a nodule get one
+    log-odds, between the two it gives when lobulation is seen; spiculation stays seen. The posterior
+    is its sigmoid, and a cavity settles the label (+inf)."""
+    from dataclasses import replace
+    from ai_engine.synthetic.labels import malignant_log_odds
+
+    solid = next(a for a in _attrs(200, seed=23) if a.nodule_type == NoduleType.SOLID and not a.cavitated)
+    round_, lobulated, spiculated = (replace(solid, morphology=m) for m in ("round", "lobulated", "spiculated"))
+    blind = malignant_log_odds(round_, lobulation_seen=False)
+    assert blind == malignant_log_odds(lobulated, lobulation_seen=False)
+    assert malignant_log_odds(round_) < blind < malignant_log_odds(lobulated)
+    assert malignant_log_odds(spiculated, lobulation_seen=False) == malignant_log_odds(spiculated)
+    assert posterior_malignant(lobulated) == pytest.approx(1 / (1 + np.exp(-malignant_log_odds(lobulated))))
+    assert malignant_log_odds(replace(solid, cavitated=True)) == np.inf
+
+
+def test_the_ceiling_recipe_scores_observers_who_know_less_lower():
+    """recipes/malignancy_ceiling: over evaluate's population the label model's own log-odds rank the
+    labels far above chance, and an observer blind to the zone and to lobulation under 8 mm ranks them worse."""
+    from ai_engine.train.recipes.malignancy_ceiling import ceilings
+
+    auc = ceilings([a for a in _attrs(4000, seed=24) if a.diameter_mm >= 4.0])
+    assert set(auc) == {"everything drawn", "all but the zone", "all but the zone, lobulation only from 6 mm",
+                        "all but the zone, lobulation only from 8 mm"}
+    assert auc["everything drawn"] > 0.9
+    assert auc["everything drawn"] > auc["all but the zone, lobulation only from 8 mm"] + 0.005
+
 def test_morphology_and_subtype_follow_the_label():
     malignant = _attrs(600, seed=3, malignant=True)
     benign = _attrs(600, seed=4, malignant=False)
