@@ -93,9 +93,9 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         candidates += [Candidate(uid, *m.centre_mm, m.score) for m in marks]
         found += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
-        pairs = matched_truths(findings, phantom)
-        matched += [(int(t.malignant), n) for t, n in pairs]
-        truths += [t for t, _ in pairs]
+        hits = matched_truths(findings, phantom)
+        matched += [(int(t.malignant), n) for t, n in hits]
+        truths += [t for t, _ in hits]
     detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples,
                                    operating_point=found)
     pairs = [(y, n.malignancy_probability) for y, n in matched]

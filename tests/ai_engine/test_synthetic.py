@@ -157,7 +157,6 @@ def test_the_posterior_is_calibrated_where_half_the_nodules_are_malignant():
     assert posterior_malignant(spiculated[0], prior=0.2) < posterior_malignant(spiculated[0])
 
 
-
 def test_the_posterior_without_the_zone_averages_step_4_over_the_zones():
     """zone_known=False: the same nodule drawn in the upper and the lower zone gets one posterior, between
     the two that know the zone; over a population, knowing the zone ranks the labels at least as well."""
