@@ -150,12 +150,7 @@ def relevant_truth(phantom: Phantom) -> np.ndarray:
 
 def malignancy_pairs(findings: CTFindings, phantom: Phantom) -> list[tuple[int, float]]:
     """(truth malignant, ensemble probability) for each finding over a truth nodule."""
-    return [(y, n.malignancy_probability) for y, n in matched_findings(findings, phantom)]
-
-
-def matched_findings(findings: CTFindings, phantom: Phantom) -> list[tuple[int, Nodule]]:
-    """(truth malignant, finding) for each finding over a truth nodule (the one it covers most)."""
-    return [(int(t.malignant), n) for t, n in matched_truths(findings, phantom)]
+    return [(int(t.malignant), n.malignancy_probability) for t, n in matched_truths(findings, phantom)]
 
 
 def matched_truths(findings: CTFindings, phantom: Phantom) -> list[tuple[NoduleTruth, Nodule]]:
