@@ -60,12 +60,12 @@ def test_gpu_augmentation_keeps_a_centred_ball_centred_and_whole():
 
 def test_phantom_gpu_recipe_targets_and_learning_rate():
     """malignancy_phantom_gpu: the size target is the standardised log diameter (8 mm → 0, a factor
-    e^0.5 larger → 1), beside the malignancy and margin columns; the learning rate rises linearly
+    e^0.5 larger → 1), after the malignancy, margin, calcified and type columns; the learning rate rises linearly
     over WARMUP steps, then follows the cosine of the time budget to zero."""
     from ai_engine.train.recipes import malignancy_phantom_gpu as g
 
-    rows = np.array([[1, 2, 8.0, 7], [0, 0, 8.0 * np.exp(0.5), 7]], np.float64)
-    assert np.allclose(g.rows_to_targets(rows).numpy(), [[1, 2, 0.0], [0, 0, 1.0]], atol=1e-6)
+    rows = np.array([[1, 2, 8.0, 7, 0, 1], [0, 0, 8.0 * np.exp(0.5), 7, 1, 0]], np.float64)
+    assert np.allclose(g.rows_to_targets(rows).numpy(), [[1, 2, 0, 1, 0.0], [0, 0, 1, 0, 1.0]], atol=1e-6)
     assert g.lr_at(1e-3, 0, 0.0) == 0.0
     assert g.lr_at(1e-3, g.WARMUP // 2, 0.0) == pytest.approx(5e-4)
     assert g.lr_at(1e-3, g.WARMUP, 0.0) == pytest.approx(1e-3)
@@ -78,12 +78,12 @@ def test_phantom_gpu_candidates_save_as_loadable_members(tmp_path):
     the network it will ship as (the registry's member, or the 2 mm-stem ConvNeXt)."""
     from ai_engine.models.convnext import ConvNeXt3D
     from ai_engine.train.recipes import malignancy_phantom_gpu as g
-    from ai_engine.train.recipes.malignancy_phantom import SIZE_ROW, widen
+    from ai_engine.train.recipes.malignancy_phantom import TYPE_ROWS, widen
 
     for name, (build, _) in g.CANDIDATES.items():
         net = build()
         widen(net)
-        assert net(torch.rand(1, 1, 64, 64, 64)).shape == (1, SIZE_ROW + 1)
+        assert net(torch.rand(1, 1, 64, 64, 64)).shape == (1, TYPE_ROWS.stop)
         g.save_plain(net.state_dict(), tmp_path / f"{name}.pt")
         plain = (ConvNeXt3D(1, 2, **g.CONVNEXT_S2) if "s2" in name
                  else registry.build("densenet121-3d" if "densenet" in name else "convnext-tiny-3d", "demo"))

@@ -1,6 +1,7 @@
 """The phantom-patch recipe's pieces (recipes/malignancy_phantom.py)."""
 
 import numpy as np
+import pytest
 import torch
 
 from ai_engine.findings import NoduleType
@@ -23,7 +24,7 @@ def test_cut_patches_centre_each_nodule_on_an_anisotropic_grid():
         assert cubes.shape == (1, 64, 64, 64) and cubes.dtype == np.float16
         centre = float(cubes[0, 32, 32, 32])
         assert centre > (20 + 1000) / 1400, centre  # ≥ 20 HU in the lung window (-1000, 400)
-        assert rows.tolist() == [[1.0, 0.0, 12.0, 5.0]]
+        assert rows.tolist() == [[1.0, 0.0, 12.0, 5.0, 0.0, 0.0]]  # … not calcified, solid
         assert float(cubes[0, 32, 32, 0]) < centre  # 32 mm from the centre: not the ball
 
 
@@ -94,3 +95,47 @@ def test_fine_tune_keeps_the_best_two_logit_state(tmp_path, monkeypatch):
     still, _ = run(0.0)
     assert still["best_step"] == 0 and "best_state" not in still
     assert not (tmp_path / "0.0.pt").exists() and (tmp_path / "0.0.pt.json").exists()
+
+
+def test_auxiliary_rows_targets_and_loss():
+    """targets reads the calcified and type columns (-1 for shards written before them, refused when
+    their losses are on); aux_loss adds each weighted term, so a row's loss moves only its own rows."""
+    rows = np.array([[1, 2, 8.0, 7, 1, 2], [0, 0, 16.0, 7, 0, 0]], np.float64)
+    y, size = recipe.targets(rows)
+    assert y.tolist() == [[1, 2, 1, 2], [0, 0, 0, 0]] and size[0] == 0.0
+    old_y, _ = recipe.targets(rows[:, :4])
+    assert old_y[:, 2:].tolist() == [[-1, -1], [-1, -1]]
+    logits = torch.zeros(2, recipe.TYPE_ROWS.stop, requires_grad=True)
+    margin_only = recipe.aux_loss(logits, old_y, size, 0.0, 0.0, 0.0)
+    assert float(margin_only) == pytest.approx(recipe.AUX_WEIGHT * np.log(3))
+    full = recipe.aux_loss(logits, y, size, 1.0, 2.0, 3.0)
+    expected = margin_only + float((size ** 2).mean()) + 2.0 * np.log(2) + 3.0 * np.log(3)
+    assert float(full) == pytest.approx(float(expected), rel=1e-5)
+    (grad,) = torch.autograd.grad(recipe.aux_loss(logits, y, size, 0.0, 1.0, 0.0), logits)
+    moved = grad.abs().sum(0) > 0
+    assert moved[recipe.CALC_ROWS].all() and moved[recipe.TYPE_ROWS].sum() == 0 and moved[:recipe.N_MAL].sum() == 0
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(recipe, "CALC_WEIGHT", 1.0)
+    try:
+        with pytest.raises(SystemExit, match="calcified and nodule_type"):
+            recipe.targets(rows[:, :4])
+    finally:
+        monkeypatch.undo()
+
+
+def test_population_patches_are_evaluates_nodules():
+    """The population split cuts every nodule of the phantom evaluate would draw from the same seed
+    (its default geometry, nothing conditioned), with its calcification and type in the rows."""
+    from ai_engine.evaluate.synthetic import SyntheticEvalConfig
+    from ai_engine.train.calibrate import EVAL_GEOMETRIES
+
+    config = SyntheticEvalConfig()
+    assert EVAL_GEOMETRIES[1] == (config.shape_zyx, config.spacing_mm)
+    seed = 3_700_005  # four nodules
+    truths = make_ct_phantom(seed, config.shape_zyx, config.spacing_mm).nodules
+    cubes, rows = recipe.population_patches(seed)
+    assert len(cubes) == len(truths) > 0 and rows.shape == (len(truths), len(recipe.FIELDS))
+    assert rows[:, recipe.FIELDS.index("diameter_mm")].tolist() == [t.diameter_mm for t in truths]
+    assert rows[:, recipe.FIELDS.index("calcified")].tolist() == [float(t.calcified) for t in truths]
+    assert [recipe.NODULE_TYPES[int(k)] for k in rows[:, recipe.FIELDS.index("nodule_type")]] == \
+        [t.nodule_type for t in truths]

@@ -11,16 +11,19 @@ is off by about that), windowed with the members' hu_window.
 - render: phantoms of seeds PHANTOM_BASE[split] + i, NODULES_PER_PHANTOM nodules each, half of
   them conditioned malignant (label model, by rejection), half benign; written as float16 shards.
   Seeds are far from every other use (calibration 1,000,000+ / 2,000,000+, evaluate 10,000+).
+  The population split (session 21) draws its phantoms unconditioned, as evaluate does (its
+  geometry, its number of nodules, about a third malignant), to choose members as evaluate scores them.
 - cache / tail: the shipped demo DenseNet121-3D, its stem (conv0 … transition1, 80% of its
   convolution work) frozen and its output cached once per patch (training patches after one draw of
   malignancy_gpu.augment, the paper's augmentation); the tail (denseblock2 … classifier, 80% of
   the parameters) fine-tuned on those outputs: cross-entropy on malignancy plus AUX_WEIGHT ×
   cross-entropy on the margin (malignancy_gpu.py's loss) plus SIZE_WEIGHT × the squared error of a
-  row regressing the log diameter (session 18's experiment, 0 unless set; the 4 extra rows dropped
-  before saving), Adam, weight decay 1e-4, cosine over the steps, batch 16, fp32. Why frozen: on a CPU
-  without bf16 kernels a whole training step of the wide DenseNet takes seconds; the stem's
-  low-level filters are what transfers, the context is what the tail must relearn. The best state
-  by AUC on the validation patches is kept.
+  row regressing the log diameter (session 18's experiment, 0 unless set) plus CALC_WEIGHT and
+  TYPE_WEIGHT × cross-entropies on calcification and the nodule type (session 21, 0 unless set; the
+  9 extra rows dropped before saving), Adam, weight decay 1e-4, cosine over the steps, batch 16,
+  fp32. Why frozen: on a CPU without bf16 kernels a whole training step of the wide DenseNet takes
+  seconds; the stem's low-level filters are what transfers, the context is what the tail must
+  relearn. The best state by AUC on the validation patches is kept.
 - head (session 16): ConvNeXt-Tiny-3D's final layer refitted as a logistic regression.
 - convnext (session 17): all of ConvNeXt-Tiny-3D fine-tuned with the same loss, fp32, each batch
   augmented afresh (its whole step costs a tenth of the DenseNet's, so nothing needs freezing).
@@ -30,7 +33,7 @@ session 15's there first (git checkout 57573a4 -- ai_engine/weights); to rerun s
 16's (git checkout d5fddf3 -- ai_engine/weights). Session 18 added the size row and changed tail's
 seed, so sessions 16–17 rerun bit for bit only with this file as of commit 1a30b1c.
 Usage (python -m ai_engine.train.recipes.malignancy_phantom ...; THREADS=n sets torch's threads):
-  render DATA_DIR SPLIT FIRST COUNT     phantoms FIRST..FIRST+COUNT-1 of SPLIT (train | val)
+  render DATA_DIR SPLIT FIRST COUNT     phantoms FIRST..FIRST+COUNT-1 of SPLIT (train | val | population)
   cache DATA_DIR CACHE_DIR PART PARTS   every PARTS-th shard from PART (run PART = 0..PARTS-1 at once)
   tail CACHE_DIR OUT.pt STEPS LR        writes OUT.pt (the whole 2-logit member, fp32) and OUT.pt.json
   head DATA_DIR OUT.pt                  ConvNeXt-Tiny-3D with its final layer refitted (OUT.pt, OUT.pt.json)
@@ -52,6 +55,7 @@ import torch
 from torch import nn
 
 from ai_engine.evaluate.classification import roc_auc
+from ai_engine.findings import NoduleType
 from ai_engine.models.heads import set_rows
 from ai_engine.models.card import ModelCard, load_model, save_checkpoint, write_card
 from ai_engine.models.inputs import crop_centered, window01
@@ -67,11 +71,13 @@ from ai_engine.train.recipes.malignancy_gpu import AUX_WEIGHT, HEADS, N_MAL, WEI
 from ai_engine.train.run import BF16_TOLERANCE, HELDOUT_SEED
 from ai_engine.train.split import patient_folds
 
-PHANTOM_BASE = {"train": 3_000_000, "val": 3_500_000}
+PHANTOM_BASE = {"train": 3_000_000, "val": 3_500_000, "population": 3_700_000}
 NODULES_PER_PHANTOM = 8
 JITTER_MM = 2.0
 PATCH, BATCH = 64, 16
-FIELDS = ("malignant", "morphology", "diameter_mm", "seed")
+# calcified and nodule_type (an index into NODULE_TYPES) since session 21; older shards end at seed
+FIELDS = ("malignant", "morphology", "diameter_mm", "seed", "calcified", "nodule_type")
+NODULE_TYPES = tuple(NoduleType)
 STEM_LAYERS = 6  # conv0, norm0, relu0, pool0, denseblock1, transition1
 TRAIN_SHARDS = 160  # session 16 had 80 shards rendered, session 17 160
 HEAD_SHARDS = 50  # ConvNeXt's refitted layer: 4,000 patches
@@ -81,7 +87,15 @@ HEAD_SHARDS = 50  # ConvNeXt's refitted layer: 4,000 patches
 # trains the row on nothing (it is cut off before saving either way).
 SIZE_WEIGHT = float(os.environ.get("SIZE_WEIGHT", "0"))
 SIZE_LOG_MEAN, SIZE_LOG_SD = math.log(8.0), 0.5
-SIZE_ROW = N_MAL + len(MORPHOLOGIES)  # the final layer's rows: malignancy, margin classes, size
+SIZE_ROW = N_MAL + len(MORPHOLOGIES)  # the final layer's rows: malignancy, margin classes, size,
+CALC_ROWS = slice(SIZE_ROW + 1, SIZE_ROW + 3)  # calcified or not,
+TYPE_ROWS = slice(CALC_ROWS.stop, CALC_ROWS.stop + len(NODULE_TYPES))  # the nodule type
+# Session 21: rows for what the label model weighs beside margin and size, which session 20 found the
+# members' features hardly hold: calcification (always benign, AUC 0.51 from the ConvNeXt's pooled
+# features) and the nodule type. CALC_WEIGHT / TYPE_WEIGHT in the environment weigh their
+# cross-entropies; 0, the default, trains them on nothing.
+CALC_WEIGHT = float(os.environ.get("CALC_WEIGHT", "0"))
+TYPE_WEIGHT = float(os.environ.get("TYPE_WEIGHT", "0"))
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # card metrics measured on the weights or the threshold this recipe replaces
 STALE_METRICS = ("ensemble_test", "ensemble_test_data", "ensemble_heldout_seed2", "pipeline_malignancy_calibration")
@@ -97,6 +111,15 @@ def phantom_patches(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return cut_patches(make_ct_phantom(seed, shape, spacing, nodule_spec=specs), np.random.default_rng([seed, 16]))
 
 
+def population_patches(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """As phantom_patches, but the phantom's nodules as evaluate draws them: their number and labels
+    unconditioned (about a third malignant, calcified ones among the benign), in evaluate's geometry.
+    A selection set scored on these ranks the members as evaluate will (session 20: the conditioned
+    patches hold half as many calcified nodules)."""
+    shape, spacing = EVAL_GEOMETRIES[1]
+    return cut_patches(make_ct_phantom(seed, shape, spacing), np.random.default_rng([seed, 16]))
+
+
 def cut_patches(phantom: Phantom, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """As the pipeline cuts them: the phantom resampled to 1 mm, a cube around each nodule's centre
     (moved by up to JITTER_MM per axis), windowed."""
@@ -107,7 +130,10 @@ def cut_patches(phantom: Phantom, rng: np.random.Generator) -> tuple[np.ndarray,
         centre = np.array(t.centre_zyx) * scale + rng.uniform(-JITTER_MM, JITTER_MM, 3)
         cube = crop_centered(iso.hu, centre, (PATCH,) * 3, fill=-1000.0)
         cubes.append(window01(cube, LUNG_WINDOW_HU).astype(np.float16))
-        rows.append((int(t.malignant), MORPHOLOGIES.index(t.morphology), t.diameter_mm, phantom.seed))
+        rows.append((int(t.malignant), MORPHOLOGIES.index(t.morphology), t.diameter_mm, phantom.seed,
+                     int(t.calcified), NODULE_TYPES.index(NoduleType(t.nodule_type))))
+    if not cubes:  # an unconditioned phantom may have none
+        return np.empty((0, PATCH, PATCH, PATCH), np.float16), np.empty((0, len(FIELDS)))
     return np.stack(cubes), np.array(rows, np.float64)
 
 
@@ -116,7 +142,10 @@ def render(out_dir: Path, split: str, first: int, count: int) -> None:
     t0 = time.time()
     for i in range(first, first + count, 10):
         seeds = range(PHANTOM_BASE[split] + i, PHANTOM_BASE[split] + min(i + 10, first + count))
-        parts = [phantom_patches(s) for s in seeds]
+        parts = [(population_patches if split == "population" else phantom_patches)(s) for s in seeds]
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            continue
         path = out_dir / f"{split}-{seeds[0]}.npz"
         np.savez(path, x=np.concatenate([p[0] for p in parts]), rows=np.concatenate([p[1] for p in parts]))
         print(f"{path.name} {time.time() - t0:.0f}s", flush=True)
@@ -191,24 +220,50 @@ def _probabilities(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def targets(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(malignant and margin class [n, 2], the size row's target [n]) from rows of FIELDS."""
-    y = torch.from_numpy(rows[:, :2].astype(np.int64))
+    """(malignant, margin class, calcified, type index [n, 4], the size row's target [n]) from rows
+    of FIELDS; calcified and type are -1 (ignored) in shards written before session 21."""
+    y = np.full((len(rows), 4), -1, np.int64)
+    y[:, :2] = rows[:, :2]
+    if rows.shape[1] == len(FIELDS):
+        y[:, 2] = rows[:, FIELDS.index("calcified")]
+        y[:, 3] = rows[:, FIELDS.index("nodule_type")]
+    elif CALC_WEIGHT or TYPE_WEIGHT:
+        raise SystemExit("CALC_WEIGHT / TYPE_WEIGHT need shards with calcified and nodule_type (render them again)")
     size = (np.log(rows[:, FIELDS.index("diameter_mm")]) - SIZE_LOG_MEAN) / SIZE_LOG_SD
-    return y, torch.from_numpy(size.astype(np.float32))
+    return torch.from_numpy(y), torch.from_numpy(size.astype(np.float32))
+
+
+def aux_loss(logits: torch.Tensor, y: torch.Tensor, size: torch.Tensor, size_weight: float | None = None,
+             calc_weight: float | None = None, type_weight: float | None = None) -> torch.Tensor:
+    """The auxiliary rows' loss beside the malignancy cross-entropy (``y`` as ``targets`` gives it):
+    AUX_WEIGHT × margin cross-entropy + the weighted size, calcification and type terms (a weight
+    not given is the module's; a term of weight 0 is left out, so old shards' -1 never reach a
+    cross-entropy)."""
+    size_weight = SIZE_WEIGHT if size_weight is None else size_weight
+    calc_weight = CALC_WEIGHT if calc_weight is None else calc_weight
+    type_weight = TYPE_WEIGHT if type_weight is None else type_weight
+    ce = nn.functional.cross_entropy
+    loss = AUX_WEIGHT * ce(logits[:, N_MAL:SIZE_ROW], y[:, 1])
+    if size_weight:
+        loss = loss + size_weight * nn.functional.mse_loss(logits[:, SIZE_ROW], size)
+    if calc_weight:
+        loss = loss + calc_weight * ce(logits[:, CALC_ROWS], y[:, 2])
+    if type_weight:
+        loss = loss + type_weight * ce(logits[:, TYPE_ROWS], y[:, 3])
+    return loss
 
 
 def widen(net: nn.Module) -> None:
     """The final layer with the auxiliary rows after the N_MAL malignancy logits: the margin
-    classes, then the size."""
-    set_rows(net, SIZE_ROW + 1)
+    classes, the size, calcification, the type."""
+    set_rows(net, TYPE_ROWS.stop)
 
 
 def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor],
                y: torch.Tensor, size: torch.Tensor, val_p: Callable[[], np.ndarray], vy: np.ndarray, steps: int,
                lr: float) -> dict:
     """Train ``trained`` (part or all of ``net``, already ``widen``-ed) on batches of BATCH indices
-    into ``y`` (columns: malignant, margin) and ``size``: malignancy cross-entropy + AUX_WEIGHT ×
-    margin cross-entropy + SIZE_WEIGHT × squared error of the size row, Adam, weight decay, cosine
+    into ``y`` and ``size`` (``targets``): malignancy cross-entropy + ``aux_loss``, Adam, weight decay, cosine
     over ``steps``. Returns the history, and ``net``'s 2-logit state at the best validation AUC
     (None if it never beat the start)."""
     history = [{"step": 0, "val_auc": round(roc_auc(vy, val_p()), 4)}]
@@ -221,8 +276,7 @@ def _fine_tune(net: nn.Module, trained: nn.Module, logits_of: Callable[[torch.Te
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
         idx = torch.randint(0, len(y), (BATCH,))
         logits = logits_of(idx)
-        loss = (ce(logits[:, :N_MAL], y[idx, 0]) + AUX_WEIGHT * ce(logits[:, N_MAL:SIZE_ROW], y[idx, 1])
-                + SIZE_WEIGHT * nn.functional.mse_loss(logits[:, SIZE_ROW], size[idx]))
+        loss = ce(logits[:, :N_MAL], y[idx, 0]) + aux_loss(logits, y[idx], size[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -259,7 +313,8 @@ def train_tail(cache_dir: Path, out: Path, steps: int, lr: float, weights: Path)
     tail.train()
     result = _fine_tune(net, tail, lambda idx: tail(h[idx].float()), *targets(rows),
                         lambda: _probabilities(tail, vh), vrows[:, 0].astype(int), steps, lr)
-    return _save(result, out, {"steps": steps, "lr": lr, "size_weight": SIZE_WEIGHT, "train_patches": len(h),
+    return _save(result, out, {"steps": steps, "lr": lr, "size_weight": SIZE_WEIGHT,
+                               "calc_weight": CALC_WEIGHT, "type_weight": TYPE_WEIGHT, "train_patches": len(h),
                                "val_patches": len(vh)})
 
 
@@ -275,7 +330,8 @@ def train_convnext(data_dir: Path, out: Path, steps: int, lr: float, weights: Pa
     net.train()
     result = _fine_tune(net, net, lambda idx: net(augment(x[idx].float())), *targets(rows),
                         lambda: _probabilities(net, vx), vrows[:, 0].astype(int), steps, lr)
-    return _save(result, out, {"steps": steps, "lr": lr, "size_weight": SIZE_WEIGHT, "train_patches": len(x),
+    return _save(result, out, {"steps": steps, "lr": lr, "size_weight": SIZE_WEIGHT,
+                               "calc_weight": CALC_WEIGHT, "type_weight": TYPE_WEIGHT, "train_patches": len(x),
                                "val_patches": len(vx)})
 
 

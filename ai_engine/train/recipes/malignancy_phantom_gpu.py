@@ -15,10 +15,11 @@ several candidates side by side on the same augmented batches:
   learning rates.
 
 Loss: cross-entropy on malignancy + AUX_WEIGHT × cross-entropy on the margin + SIZE_WEIGHT × the
-squared error of a row regressing the standardised log diameter (malignancy_phantom's rows, cut off
-before saving). Adam, weight decay 1e-4, linear warm-up over WARMUP steps then cosine to zero over
-the time budget, batch 16, bf16 autocast on a GPU (fp32 on a CPU), the paper's augmentation on the
-GPU (malignancy_gpu.augment).
+squared error of a row regressing the standardised log diameter, and, when CALC_WEIGHT / TYPE_WEIGHT
+are set in the environment (session 21; 0 by default), cross-entropies on calcification and the
+nodule type (malignancy_phantom.aux_loss; the rows are cut off before saving). Adam, weight decay
+1e-4, linear warm-up over WARMUP steps then cosine to zero over the time budget, batch 16, bf16
+autocast on a GPU (fp32 on a CPU), the paper's augmentation on the GPU (malignancy_gpu.augment).
 Selection: every EVAL_EVERY_S, AUC on the validation phantoms' patches (malignancy_phantom's val
 split, phantoms 0–59); each candidate's best state is written at once (a cut-short run keeps it),
 and its last state at the end.
@@ -52,7 +53,8 @@ from ai_engine.models.card import load_model
 from ai_engine.models.convnext import ConvNeXt3D
 from ai_engine.models.precision import autocast
 from ai_engine.train.recipes.malignancy_gpu import AUX_WEIGHT, WEIGHT_DECAY, augment, probabilities, save_plain
-from ai_engine.train.recipes.malignancy_phantom import PHANTOM_BASE, SHIPPED, SIZE_ROW, phantom_patches, targets, widen
+from ai_engine.train.recipes.malignancy_phantom import (CALC_WEIGHT, PHANTOM_BASE, SHIPPED, TYPE_WEIGHT, aux_loss,
+                                                         phantom_patches, targets, widen)
 
 BATCH, SIZE_WEIGHT, WARMUP, EVAL_EVERY_S, N_VAL = 16, 1.0, 200, 25.0, 60
 POOL_CAPACITY, IN_FLIGHT = 40_000, 64  # patches kept on the GPU (20 GB at fp16); phantoms being rendered
@@ -102,7 +104,8 @@ def _worker_init() -> None:
 
 
 def rows_to_targets(rows: np.ndarray) -> torch.Tensor:
-    """[n, 3] float: malignant, margin class, standardised log diameter (malignancy_phantom.targets)."""
+    """[n, 5] float: malignant, margin class, calcified, type, standardised log diameter
+    (malignancy_phantom.targets)."""
     y, size = targets(rows)
     return torch.cat([y.float(), size[:, None]], 1)
 
@@ -136,10 +139,10 @@ def main(out_dir: Path, seconds: float, workers: int, names: list[str] | None = 
     best = {k: (-1.0, 0) for k in models}
     capacity = POOL_CAPACITY if device.type == "cuda" else 512
     xs = torch.empty((capacity, 1, 64, 64, 64), dtype=torch.float16, device=device)
-    ts = torch.empty((capacity, 3), dtype=torch.float32, device=device)
+    ts = torch.empty((capacity, 5), dtype=torch.float32, device=device)
     filled, submitted, pending, steps, history = 0, 0, [], 0, []
     base = PHANTOM_BASE["train"]
-    ce, mse = nn.functional.cross_entropy, nn.functional.mse_loss
+    ce = nn.functional.cross_entropy
     start = last_eval = time.time()
     while True:
         while len(pending) < IN_FLIGHT:
@@ -165,15 +168,14 @@ def main(out_dir: Path, seconds: float, workers: int, names: list[str] | None = 
         frac = min(1.0, elapsed / seconds)
         idx = torch.randint(0, min(filled, capacity), (BATCH,), device=device)
         xb, tb = augment(xs[idx].float()), ts[idx]
-        y, margin, size = tb[:, 0].long(), tb[:, 1].long(), tb[:, 2]
+        y, aux, size = tb[:, 0].long(), tb[:, :4].long(), tb[:, 4]
         steps += 1
         for name, m in models.items():
             for g in opts[name].param_groups:
                 g["lr"] = lr_at(CANDIDATES[name][1], steps, frac)
             with autocast(device.type == "cuda", device):  # a CPU's bf16 backward pass can abort (README, session 19)
                 logits = m(xb).float()
-            loss = (ce(logits[:, :2], y) + AUX_WEIGHT * ce(logits[:, 2:SIZE_ROW], margin)
-                    + SIZE_WEIGHT * mse(logits[:, SIZE_ROW], size))
+            loss = ce(logits[:, :2], y) + aux_loss(logits, aux, size, SIZE_WEIGHT)
             opts[name].zero_grad(set_to_none=True)
             loss.backward()
             opts[name].step()
@@ -201,7 +203,8 @@ def _write_summary(out_dir: Path, device: torch.device, seconds: float, steps: i
                    history: list) -> None:
     summary = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
                "train_seconds": seconds, "steps": steps, "patches_rendered": filled, "batch": BATCH,
-               "size_weight": SIZE_WEIGHT, "aux_weight": AUX_WEIGHT, "warmup_steps": WARMUP,
+               "size_weight": SIZE_WEIGHT, "calc_weight": CALC_WEIGHT, "type_weight": TYPE_WEIGHT,
+               "aux_weight": AUX_WEIGHT, "warmup_steps": WARMUP,
                "validation": f"{N_VAL} phantoms of malignancy_phantom's val split ({PHANTOM_BASE['val']}+)",
                "candidates": {k: {"lr": CANDIDATES[k][1], "best_val_auc": round(a, 4), "best_step": s}
                               for k, (a, s) in best.items()},
