@@ -76,8 +76,8 @@ def evaluate_synthetic(models: CTModels, out_dir: Path, config: SyntheticEvalCon
 
 
 def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResults:
-    relevant, irrelevant, candidates, uids, nodule_dice, matched, seconds = [], [], [], [], [], [], []
-    truths: list[NoduleTruth] = []  # the truth nodule under each of ``matched``
+    relevant, irrelevant, candidates, uids, nodule_dice, seconds = [], [], [], [], [], []
+    hits: list[tuple[NoduleTruth, Nodule]] = []  # each finding over a truth nodule, with that nodule
     kinds, found = [], []  # each relevant nodule's type; the findings as marks (the operating point)
     for i in _bar(range(config.n_scans), "scans", config.progress):
         phantom = make_ct_phantom(config.seed + i, config.shape_zyx, config.spacing_mm)
@@ -93,11 +93,10 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         candidates += [Candidate(uid, *m.centre_mm, m.score) for m in marks]
         found += [Candidate(uid, *n.centroid_mm, n.detection_score) for n in findings.nodules]
         nodule_dice += list(dice_per_nodule(findings.label_mask, relevant_truth(phantom)))
-        hits = matched_truths(findings, phantom)
-        matched += [(int(t.malignant), n) for t, n in hits]
-        truths += [t for t, _ in hits]
+        hits += matched_truths(findings, phantom)
     detection = evaluate_detection(relevant, candidates, uids, irrelevant, config.bootstrap_samples,
                                    operating_point=found)
+    matched = [(int(t.malignant), n) for t, n in hits]
     pairs = [(y, n.malignancy_probability) for y, n in matched]
     y = [p[0] for p in pairs]
     threshold = malignant_threshold(models.malignancy)  # the pipeline's calibrated operating point
@@ -112,7 +111,7 @@ def _scan_part(models: CTModels, config: SyntheticEvalConfig) -> EvaluationResul
         classification=(malignancy,) if malignancy else (),
         extra={**operating_point_extras(detection, seconds),
                **sensitivity_by_kind(list(zip(relevant, kinds)), detection.operating_point.missed),
-               **member_aucs(matched), **label_model_aucs(truths)},
+               **member_aucs(matched), **label_model_aucs([t for t, _ in hits])},
     )
 
 

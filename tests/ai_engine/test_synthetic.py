@@ -205,6 +205,7 @@ def test_the_ceiling_recipe_scores_observers_who_know_less_lower():
     assert auc["everything drawn"] > 0.9
     assert auc["everything drawn"] > auc["all but the zone, lobulation only from 8 mm"] + 0.005
 
+
 def test_morphology_and_subtype_follow_the_label():
     malignant = _attrs(600, seed=3, malignant=True)
     benign = _attrs(600, seed=4, malignant=False)
